@@ -1,0 +1,1 @@
+"""Bulk course export and bulk content upload for Open edX (Django app plugin)."""

@@ -1,0 +1,32 @@
+"""App configuration: how the LMS and CMS plug this app in (edx-django-utils plugin contract)."""
+
+from django.apps import AppConfig
+
+_SETTINGS = {
+    "common": {"relative_path": "settings.common"},
+    "production": {"relative_path": "settings.production"},
+    "test": {"relative_path": "settings.test"},
+}
+
+
+class ExportBulkConfig(AppConfig):
+    """Bulk export and bulk upload APIs, mounted in Studio; the LMS gets the models and settings."""
+
+    name = "plugin_app"
+    label = "exportbulk"
+    verbose_name = "Bulk export and upload"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    plugin_app = {
+        "url_config": {
+            "cms.djangoapp": {
+                "namespace": "exportbulk",
+                "regex": r"^api/courses/v0/",
+                "relative_path": "rest_api.v0.urls",
+            },
+        },
+        "settings_config": {
+            "cms.djangoapp": _SETTINGS,
+            "lms.djangoapp": _SETTINGS,
+        },
+    }

@@ -1,0 +1,74 @@
+"""
+The content ZIP of a bulk upload, checked before anything is stored.
+
+A ZIP comes from outside: its entry names may try to escape (``../``, absolute paths), it may
+carry symlinks, or be a bomb. Only files are kept; their declared sizes bound the work, and
+``zipfile`` itself refuses an entry whose data is larger than declared (CRC and size checks).
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from typing import BinaryIO
+
+from django.conf import settings
+
+from plugin_app.data import RowError
+
+COLUMN = "content"
+
+
+def _unsafe_name(name: str) -> str | None:
+    """Why an entry name is unsafe, or None."""
+    if "\\" in name or "\x00" in name:
+        return "contains a backslash or NUL"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "is an absolute path"
+    if ".." in name.split("/"):
+        return "contains '..'"
+    return None
+
+
+def check_zip(stream: BinaryIO) -> tuple[set[str], list[RowError]]:
+    """The file names in the ZIP, and every reason to refuse it."""
+    try:
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return set(), [RowError(None, COLUMN, "The content is not a valid ZIP file.")]
+    max_total = settings.EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES
+    max_ratio = settings.EXPORTBULK_UPLOAD_MAX_COMPRESSION_RATIO
+    names: set[str] = set()
+    errors: list[RowError] = []
+    total = 0
+    for info in archive.infolist():
+        name = info.filename
+        problem = _unsafe_name(name)
+        if problem:
+            errors.append(RowError(None, COLUMN, f"ZIP entry {name!r} {problem}."))
+            continue
+        if stat.S_ISLNK(info.external_attr >> 16):
+            errors.append(RowError(None, COLUMN, f"ZIP entry {name!r} is a symbolic link."))
+            continue
+        if info.flag_bits & 0x1:
+            errors.append(RowError(None, COLUMN, f"ZIP entry {name!r} is encrypted."))
+            continue
+        if info.is_dir():
+            continue
+        if name in names:
+            errors.append(RowError(None, COLUMN, f"ZIP entry {name!r} appears twice."))
+            continue
+        if info.file_size > max_ratio * max(info.compress_size, 1) and info.file_size > 1024 * 1024:
+            errors.append(
+                RowError(
+                    None, COLUMN, f"ZIP entry {name!r} is compressed more than {max_ratio}:1 (a ZIP bomb?)."
+                )
+            )
+            continue
+        names.add(name)
+        total += info.file_size
+    if total > max_total:
+        errors.append(
+            RowError(None, COLUMN, f"The ZIP holds {total} bytes uncompressed; the limit is {max_total}.")
+        )
+    return names, errors

@@ -1,0 +1,87 @@
+"""
+Exporting courses: each course streamed as a tarball into storage, several courses at once.
+
+Threads, not processes: the work is compression (ISA-L releases the GIL), file reads and
+network writes, so a small pool keeps every core busy without forking a Django process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.db import connections
+from opaque_keys.edx.keys import CourseKey
+
+from plugin_app import storage
+from plugin_app.archive import write_tarball
+from plugin_app.backends import get_backend
+from plugin_app.backends.base import CourseNotFound
+
+log = logging.getLogger(__name__)
+
+TARBALL_CONTENT_TYPE = "application/gzip"
+
+
+class ExportError(Exception):
+    """An export of one course failed; the message is safe to show to the caller."""
+
+
+def export_course(course_key: CourseKey) -> str:
+    """Export one course into storage; return the storage name of its tarball."""
+    name = storage.export_name(str(course_key))
+    try:
+        with get_backend().export_olx(course_key) as tree:
+            with storage.open_writer(name, TARBALL_CONTENT_TYPE) as out:
+                write_tarball(tree, out, settings.EXPORTBULK_COMPRESSION_LEVEL)
+    except CourseNotFound:
+        raise ExportError("Course not found.") from None
+    except (BotoCoreError, ClientError) as exc:
+        # botocore's messages name the operation and the S3 error code, never the credentials.
+        log.warning("Export of %s could not be stored: %s", course_key, exc)
+        raise ExportError(
+            f"Storage error: the export could not be uploaded ({_storage_reason(exc)})."
+        ) from None
+    except OSError as exc:
+        log.warning("Export of %s failed: %s", course_key, exc)
+        raise ExportError(f"Storage error: {exc.strerror or type(exc).__name__}.") from None
+    finally:
+        # Backends may touch the database from this thread; give its connection back.
+        connections.close_all()
+    return name
+
+
+def _storage_reason(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "ClientError")
+    return type(exc).__name__
+
+
+def export_many(
+    course_keys: Iterable[CourseKey],
+    on_done: Callable[[CourseKey, str | None, str | None], None],
+) -> None:
+    """Export the courses concurrently; call ``on_done(key, storage_name, error)`` as each ends.
+
+    ``on_done`` runs in the calling thread, so it may use the database.
+    """
+    keys = list(course_keys)
+    if not keys:
+        return
+    workers = max(1, min(settings.EXPORTBULK_EXPORT_CONCURRENCY, len(keys)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="exportbulk") as pool:
+        futures = {pool.submit(export_course, key): key for key in keys}
+        for future in as_completed(futures):
+            key = futures[future]
+            name, error = None, None
+            try:
+                name = future.result()
+            except ExportError as exc:
+                error = str(exc)
+            except Exception:  # pylint: disable=broad-except
+                log.exception("Export of %s failed", key)
+                error = "Export failed: an unexpected error occurred; see the server logs."
+            on_done(key, name, error)

@@ -1,0 +1,268 @@
+"""
+The CSV manifest of a bulk upload: parsed, and every row checked against the content ZIP.
+
+Everything that can be known before the work starts is checked here, so that a bad request
+is refused whole (with every error listed) and nothing is created.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import mimetypes
+import posixpath
+import zipfile
+from dataclasses import dataclass, field
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
+from django.conf import settings
+from opaque_keys import InvalidKeyError
+from opaque_keys.edx.keys import CourseKey, UsageKey
+
+from plugin_app.backends.base import parse_outline_path
+from plugin_app.data import ContentType, RowError, UploadMode
+
+REQUIRED_COLUMNS = ("course_id", "file")
+OPTIONAL_COLUMNS = ("type", "display_name", "unit", "transcript")
+COLUMN = "file"  # the form field of the manifest, for errors about the manifest as a whole
+
+_TYPE_BY_EXTENSION = {
+    ".html": ContentType.HTML,
+    ".htm": ContentType.HTML,
+    ".xml": ContentType.PROBLEM,
+    ".mp4": ContentType.VIDEO,
+    ".webm": ContentType.VIDEO,
+    ".ogv": ContentType.VIDEO,
+    ".pdf": ContentType.PDF,
+}
+
+
+@dataclass
+class ManifestRow:
+    """One manifest row, checked and normalized; ``cells`` is the row as sent (for the report)."""
+
+    line: int
+    course_id: str
+    file: str
+    type: str
+    display_name: str
+    unit: str = ""
+    transcript: str = ""
+    cells: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def asset_name(self) -> str:
+        return posixpath.basename(self.file)
+
+    def as_data(self) -> dict:
+        return {
+            "cells": self.cells,
+            "file": self.file,
+            "type": self.type,
+            "display_name": self.display_name,
+            "unit": self.unit,
+            "transcript": self.transcript,
+        }
+
+    @classmethod
+    def from_data(cls, line: int, course_id: str, data: dict) -> ManifestRow:
+        return cls(line=line, course_id=course_id, **data)
+
+
+@dataclass
+class Manifest:
+    header: list[str]
+    rows: list[ManifestRow]
+
+
+def content_type_of(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def parse_manifest(
+    raw: bytes, mode: UploadMode, zip_names: set[str], archive: zipfile.ZipFile | None
+) -> tuple[Manifest, list[RowError]]:
+    """The manifest's rows, and every error found in them."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return Manifest([], []), [
+            RowError(None, COLUMN, f"The manifest is not UTF-8 text (byte {exc.start}).")
+        ]
+    if "\x00" in text:
+        return Manifest([], []), [RowError(None, COLUMN, "The manifest contains NUL characters.")]
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        lines = list(reader)
+    except csv.Error as exc:
+        return Manifest([], []), [RowError(reader.line_num, COLUMN, f"The manifest is not valid CSV: {exc}.")]
+    if not lines:
+        return Manifest([], []), [RowError(None, COLUMN, "The manifest is empty.")]
+    header = [name.strip() for name in lines[0]]
+    errors = _check_header(header)
+    data_lines = [
+        (number, cells) for number, cells in enumerate(lines[1:], start=2) if any(c.strip() for c in cells)
+    ]
+    max_rows = settings.EXPORTBULK_UPLOAD_MAX_ROWS
+    if not data_lines:
+        errors.append(RowError(None, COLUMN, "The manifest has no rows."))
+    elif len(data_lines) > max_rows:
+        errors.append(
+            RowError(None, COLUMN, f"The manifest has {len(data_lines)} rows; the limit is {max_rows}.")
+        )
+    if errors:
+        return Manifest(header, []), errors
+    columns = [name.lower() for name in header]
+    rows = []
+    for number, cells in data_lines:
+        row, row_errors = _check_row(number, header, columns, cells, mode, zip_names, archive)
+        errors.extend(row_errors)
+        if row:
+            rows.append(row)
+    errors.extend(_check_asset_name_clashes(rows))
+    return Manifest(header, rows), errors
+
+
+def _check_header(header: list[str]) -> list[RowError]:
+    columns = [name.lower() for name in header]
+    errors = [
+        RowError(1, name, f"The required column {name!r} is missing.")
+        for name in REQUIRED_COLUMNS
+        if name not in columns
+    ]
+    errors += [
+        RowError(1, name, f"The column {name!r} appears twice.")
+        for name in set(columns)
+        if columns.count(name) > 1
+    ]
+    return errors
+
+
+def _check_row(
+    number: int,
+    header: list[str],
+    columns: list[str],
+    cells: list[str],
+    mode: UploadMode,
+    zip_names: set[str],
+    archive: zipfile.ZipFile | None,
+) -> tuple[ManifestRow | None, list[RowError]]:
+    if len(cells) != len(header):
+        return None, [
+            RowError(number, COLUMN, f"The row has {len(cells)} cells; the header has {len(header)}.")
+        ]
+    max_chars = settings.EXPORTBULK_UPLOAD_MAX_CELL_CHARS
+    too_long = [
+        RowError(number, h, f"The cell is longer than {max_chars} characters.")
+        for h, c in zip(header, cells, strict=True)
+        if len(c) > max_chars
+    ]
+    if too_long:
+        return None, too_long
+    values = {column: cell.strip() for column, cell in zip(columns, cells, strict=True)}
+    errors: list[RowError] = []
+
+    def error(column: str, message: str) -> None:
+        errors.append(RowError(number, column, message))
+
+    course_id = values["course_id"]
+    try:
+        course_id = str(CourseKey.from_string(course_id))
+    except InvalidKeyError:
+        error("course_id", f"{course_id!r} is not a valid course key.")
+    file = values["file"]
+    if not file:
+        error("file", "The file is empty.")
+    elif file not in zip_names:
+        error("file", f"{file!r} is not in the content ZIP.")
+    content_type = values.get("type", "").lower() or _TYPE_BY_EXTENSION.get(
+        posixpath.splitext(file)[1].lower(), "asset"
+    )
+    if content_type not in ContentType.__members__.values():
+        error("type", f"{content_type!r} is not one of {', '.join(ContentType)}.")
+    unit = values.get("unit", "")
+    if mode == UploadMode.LINK:
+        _check_unit(unit, course_id, error)
+    transcript = values.get("transcript", "")
+    if transcript and (
+        content_type != ContentType.VIDEO or transcript not in zip_names or not transcript.endswith(".srt")
+    ):
+        error("transcript", "A transcript must be an .srt file of the content ZIP, on a video row.")
+    if not errors and archive is not None and mode == UploadMode.LINK:
+        _check_file_content(archive, file, content_type, error)
+    if errors:
+        return None, errors
+    row = ManifestRow(
+        line=number,
+        course_id=course_id,
+        file=file,
+        type=content_type,
+        display_name=values.get("display_name", "") or posixpath.basename(file),
+        unit=unit,
+        transcript=transcript,
+        cells=dict(zip(header, cells, strict=True)),
+    )
+    try:
+        CourseKey.from_string(course_id).make_asset_key("asset", row.asset_name)
+    except InvalidKeyError:
+        return None, [RowError(number, "file", f"{row.asset_name!r} cannot be used as a course asset name.")]
+    return row, []
+
+
+def _check_unit(unit: str, course_id: str, error) -> None:
+    if not unit:
+        error("unit", "Link mode needs a unit: a unit usage key or 'Section / Subsection / Unit'.")
+        return
+    try:
+        usage_key = UsageKey.from_string(unit)
+    except InvalidKeyError:
+        try:
+            parse_outline_path(unit)
+        except ValueError as exc:
+            error("unit", f"{unit!r} is neither a usage key nor an outline path: {exc}.")
+        return
+    if usage_key.block_type != "vertical":
+        error("unit", f"{unit!r} is a {usage_key.block_type}, not a unit (vertical).")
+    elif str(usage_key.course_key.for_branch(None)) != course_id:
+        error("unit", f"{unit!r} is not a unit of {course_id}.")
+
+
+def _check_file_content(archive: zipfile.ZipFile, file: str, content_type: str, error) -> None:
+    """Content that becomes a component must be readable as such: UTF-8 html, safe problem XML."""
+    if content_type not in (ContentType.HTML, ContentType.PROBLEM):
+        return
+    try:
+        text = archive.read(file).decode("utf-8")
+    except UnicodeDecodeError:
+        error("file", f"{file!r} is not UTF-8 text.")
+        return
+    if content_type == ContentType.PROBLEM:
+        try:
+            root = safe_fromstring(text, forbid_dtd=True)
+        except DefusedXmlException:
+            error("file", f"{file!r} uses DTDs or XML entities, which are not allowed.")
+            return
+        except Exception as exc:  # ParseError and the like  # noqa: BLE001
+            error("file", f"{file!r} is not well-formed XML: {exc}.")
+            return
+        if root.tag != "problem":
+            error("file", f"{file!r} is not a problem: its root element is <{root.tag}>, not <problem>.")
+
+
+def _check_asset_name_clashes(rows: list[ManifestRow]) -> list[RowError]:
+    """Assets are named after the file's base name: two different files must not share one."""
+    seen: dict[tuple[str, str], ManifestRow] = {}
+    errors = []
+    for row in rows:
+        first = seen.setdefault((row.course_id, row.asset_name), row)
+        if first.file != row.file:
+            errors.append(
+                RowError(
+                    row.line,
+                    "file",
+                    f"{row.file!r} and {first.file!r} (row {first.line}) would both be "
+                    f"stored as the asset {row.asset_name!r}.",
+                )
+            )
+    return errors

@@ -1,0 +1,65 @@
+"""The response envelope of the status APIs, as Sunbird's bulk upload API answers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from plugin_app.data import ProcessInfo
+
+
+def format_time(moment: datetime | None) -> str | None:
+    """Sunbird's timestamp format: ``2019-07-26 11:28:42:315+0000``."""
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S:") + f"{moment.microsecond // 1000:03d}" + moment.strftime("%z")
+
+
+def envelope(api_id: str, result: dict, err: str | None = None, errmsg: str | None = None) -> dict:
+    """``{id, ver, ts, params, responseCode, result}``; ``err`` set means a failed call."""
+    return {
+        "id": api_id,
+        "ver": "v1",
+        "ts": format_time(timezone.now()),
+        "params": {
+            "resmsgid": str(uuid.uuid4()),
+            "msgid": str(uuid.uuid4()),
+            "err": err,
+            "status": err or "success",
+            "errmsg": errmsg,
+        },
+        "responseCode": _RESPONSE_CODES.get(err, "CLIENT_ERROR") if err else "OK",
+        "result": result,
+    }
+
+
+_RESPONSE_CODES = {"PROCESS_NOT_FOUND": "RESOURCE_NOT_FOUND", "QUEUE_UNAVAILABLE": "SERVER_ERROR"}
+
+
+def process_result(info: ProcessInfo, request) -> dict:
+    """The ``result`` of a status call: counts always, end time and report once finished."""
+    result = {
+        "processId": info.process_id,
+        "status": info.status,
+        "totalCount": info.total_count,
+        "successCount": info.success_count,
+        "failedCount": info.failed_count,
+        "startTime": format_time(info.started_at or info.created),
+    }
+    if info.finished_at:
+        result["endTime"] = format_time(info.finished_at)
+        result["report"] = request.build_absolute_uri(info.report_url) if info.report_url else None
+    if info.error:
+        result["error"] = info.error
+    if info.successful_uploads is not None:
+        result["successful_uploads"] = absolute_urls(info.successful_uploads, request)
+        result["failed_uploads"] = info.failed_uploads
+    return result
+
+
+def absolute_urls(urls: dict[str, str], request) -> dict[str, str]:
+    """Local storage answers relative URLs; callers need absolute ones."""
+    return {key: request.build_absolute_uri(url) for key, url in urls.items()}

@@ -1,0 +1,53 @@
+"""Validation of the bulk export request body."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+
+class _StrictCharField(serializers.CharField):
+    """A string, and only a string (DRF's CharField would turn 12 into "12")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Not a string.")
+        return super().to_internal_value(data)
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    """``{"courses": [...]}``, ``{"org": "X"}`` or ``{"all": true}``, with an optional ``"async"``."""
+
+    courses = serializers.ListField(child=_StrictCharField(max_length=255), required=False, allow_empty=False)
+    org = _StrictCharField(required=False, max_length=255)
+    all = serializers.BooleanField(required=False, default=False)
+    run_async = serializers.BooleanField(required=False, default=False)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+        data = dict(data)
+        if "async" in data:
+            data["run_async"] = data.pop("async")
+        return super().to_internal_value(data)
+
+    def validate_courses(self, courses: list[str]) -> list[str]:
+        duplicates = sorted({c for c in courses if courses.count(c) > 1})
+        if duplicates:
+            raise serializers.ValidationError(f"Duplicate course ids: {', '.join(duplicates)}.")
+        limit = settings.EXPORTBULK_MAX_COURSES_PER_REQUEST
+        if len(courses) > limit:
+            raise serializers.ValidationError(
+                f"{len(courses)} courses requested; at most {limit} per request."
+            )
+        return courses
+
+    def validate(self, attrs: dict) -> dict:
+        chosen = [name for name in ("courses", "org") if name in attrs] + (
+            ["all"] if attrs.get("all") else []
+        )
+        if len(chosen) != 1:
+            raise serializers.ValidationError(
+                'Give exactly one of "courses" (a list of course ids), "org" or "all": true.'
+            )
+        return attrs

@@ -1,0 +1,264 @@
+"""
+REST views of bulk export and bulk upload (Studio). They parse and answer; ``api`` does the work.
+
+Authentication is the platform's (JWT, OAuth2 bearer, session), configurable through
+``EXPORTBULK_AUTHENTICATION_CLASSES`` so the standalone project can bring its own bearer class.
+Errors outside the status envelope follow the platform: ``developer_message`` and ``error_code``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import RequestDataTooBig
+from django.http import FileResponse, Http404
+from django.utils.module_loading import import_string
+from kombu.exceptions import OperationalError as BrokerError
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from plugin_app import api, storage, tasks
+from plugin_app.data import ProcessKind, RowError, UploadMode
+from plugin_app.rest_api.v0.envelope import absolute_urls, envelope, format_time, process_result
+from plugin_app.rest_api.v0.serializers import ExportRequestSerializer
+
+log = logging.getLogger(__name__)
+
+
+def api_error(status_code: int, developer_message: str, error_code: str) -> Response:
+    """An error answer in the platform's shape (``DeveloperErrorViewMixin.api_error``)."""
+    return Response({"developer_message": developer_message, "error_code": error_code}, status=status_code)
+
+
+class BulkAPIView(APIView):
+    """Authenticated as the platform's own APIs are; errors as ``developer_message``."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get_authenticators(self):
+        return [import_string(path)() for path in settings.EXPORTBULK_AUTHENTICATION_CLASSES]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, RequestDataTooBig):
+            return api_error(413, "The request body is too large.", "request_too_large")
+        response = super().handle_exception(exc)
+        if isinstance(exc, APIException):
+            detail = exc.detail
+            message = detail if isinstance(detail, str) else _flatten(detail)
+            response.data = {"developer_message": str(message), "error_code": exc.default_code}
+        return response
+
+
+def _flatten(detail) -> str:
+    """Serializer errors as one readable sentence naming each field."""
+    if isinstance(detail, dict):
+        return " ".join(
+            f"{_flatten(value)}" if field == "non_field_errors" else f"{field}: {_flatten(value)}"
+            for field, value in detail.items()
+        )
+    if isinstance(detail, list):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+# Export -------------------------------------------------------------------------------------
+
+
+class ExportView(BulkAPIView):
+    """
+    Export courses to the bucket as OLX ``.tar.gz`` files.
+
+    ``POST /api/courses/v0/export/`` with ``{"courses": [course ids]}``, ``{"org": "X"}`` or
+    ``{"all": true}`` (courses the caller may author), and optionally ``"async": true``.
+
+    * 200 ``{"successful_uploads": {id: url}, "failed_uploads": {}}``: every course exported;
+    * 400 with the same keys when any course failed (the others are kept), or
+      ``{"developer_message", "error_code"}`` for a malformed body (nothing exported);
+    * 202 ``{"processId": ...}`` for ``"async": true``; see ``export/status/<processId>``.
+    """
+
+    def post(self, request):
+        serializer = ExportRequestSerializer(data=request.data)
+        if not serializer.is_valid():
+            return api_error(400, _flatten(serializer.errors), "invalid_request")
+        body = serializer.validated_data
+        course_ids = body.get("courses") or api.authorable_courses(request.user, body.get("org"))
+        if not course_ids:
+            return api_error(
+                400, "No course to export: you may author no course of that selection.", "no_courses"
+            )
+        limit = settings.EXPORTBULK_MAX_COURSES_PER_REQUEST
+        if not body["run_async"] and len(course_ids) > limit:
+            return api_error(
+                400,
+                f"{len(course_ids)} courses selected; at most {limit} per request, or use async.",
+                "too_many",
+            )
+        process_id = api.create_export(request.user, course_ids)
+        if body["run_async"]:
+            return _queued(tasks.run_export, process_id, {"processId": process_id}, status.HTTP_202_ACCEPTED)
+        api.run_export(process_id)
+        info = api.get_process(request.user, ProcessKind.EXPORT, process_id)
+        answer = {
+            "successful_uploads": absolute_urls(info.successful_uploads, request),
+            "failed_uploads": info.failed_uploads,
+        }
+        return Response(answer, status=400 if info.failed_uploads else 200)
+
+
+def _queued(task, process_id: str, answer: dict, status_code: int) -> Response:
+    """Send the process to the workers; if the broker is down, leave nothing behind."""
+    try:
+        tasks.enqueue(task, process_id)
+    except BrokerError as exc:
+        log.error("Could not queue bulk process %s: %s", process_id, exc)
+        api.discard_process(process_id)
+        return api_error(
+            503, "The task queue is unavailable; nothing was started. Try again later.", "queue_down"
+        )
+    return Response(answer, status=status_code)
+
+
+# Status -------------------------------------------------------------------------------------
+
+
+class _StatusView(BulkAPIView):
+    kind: ProcessKind
+    api_id: str
+
+    def get(self, request, process_id: str):
+        try:
+            info = api.get_process(request.user, self.kind, process_id)
+        except api.ProcessNotFound:
+            message = f"Process Id {process_id} is not found in the system"
+            return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
+        return Response(envelope(self.api_id, process_result(info, request)))
+
+
+class _StatusListView(BulkAPIView):
+    kind: ProcessKind
+    api_id: str
+    page_size = 20
+
+    def get(self, request):
+        try:
+            page = max(1, int(request.query_params.get("page", "1")))
+            size = min(100, max(1, int(request.query_params.get("page_size", self.page_size))))
+        except ValueError:
+            return Response(
+                envelope(self.api_id, {}, "INVALID_REQUEST", "page and page_size are numbers."), 400
+            )
+        infos, count = api.list_processes(request.user, self.kind, (page - 1) * size, size)
+        result = {
+            "userId": request.user.id,
+            "count": count,
+            "next": _page_url(request, page + 1) if page * size < count else None,
+            "previous": _page_url(request, page - 1) if page > 1 else None,
+            "uploads": [
+                {
+                    "processId": info.process_id,
+                    "uploadedDate": format_time(info.created),
+                    "status": info.status,
+                }
+                for info in infos
+            ],
+        }
+        return Response(envelope(self.api_id, result))
+
+
+def _page_url(request, page: int) -> str:
+    query = request.query_params.copy()
+    query["page"] = str(page)
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+
+class ExportStatusView(_StatusView):
+    """``GET /api/courses/v0/export/status/<processId>``: one export process of the caller."""
+
+    kind, api_id = ProcessKind.EXPORT, "api.bulkexport.status"
+
+
+class ExportStatusListView(_StatusListView):
+    """``GET /api/courses/v0/export/status/list``: the caller's export processes, newest first."""
+
+    kind, api_id = ProcessKind.EXPORT, "api.bulkexport.status.list"
+
+
+class UploadStatusView(_StatusView):
+    """``GET /api/courses/v0/content/bulk/upload/status/<processId>``: one upload of the caller."""
+
+    kind, api_id = ProcessKind.UPLOAD, "api.bulkupload.status"
+
+
+class UploadStatusListView(_StatusListView):
+    """``GET /api/courses/v0/content/bulk/upload/status/list``: the caller's uploads, newest first."""
+
+    kind, api_id = ProcessKind.UPLOAD, "api.bulkupload.status.list"
+
+
+# Upload -------------------------------------------------------------------------------------
+
+
+class BulkUploadView(BulkAPIView):
+    """
+    Upload many files into courses from a CSV manifest and a ZIP.
+
+    ``POST /api/courses/v0/content/bulk/upload`` (multipart/form-data): ``file`` = the CSV
+    manifest, ``content`` = the ZIP; the mode (``upload``, ``publish`` or ``link``) in the
+    ``operation-mode`` header or a ``mode`` field. 200 with ``result.processId``; 400 with
+    every error in ``result.errors`` (nothing is stored).
+    """
+
+    api_id = "api.bulkupload.content"
+
+    def post(self, request):
+        errors = []
+        manifest, content = request.FILES.get("file"), request.FILES.get("content")
+        if manifest is None:
+            errors.append(RowError(None, "file", "The CSV manifest (form field 'file') is missing."))
+        if content is None:
+            errors.append(RowError(None, "content", "The content ZIP (form field 'content') is missing."))
+        mode_name = (request.headers.get("operation-mode") or request.data.get("mode") or "").strip().lower()
+        if mode_name not in UploadMode.__members__.values():
+            errors.append(RowError(None, "operation-mode", "The mode must be one of upload, publish, link."))
+        limit = settings.EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES
+        if manifest is not None and manifest.size > limit:
+            errors.append(RowError(None, "file", f"The manifest is larger than {limit} bytes."))
+        if errors:
+            return self._rejected(
+                "INVALID_REQUEST", "The request is incomplete; nothing was uploaded.", errors
+            )
+        try:
+            process_id = api.create_upload(request.user, manifest.read(), content, UploadMode(mode_name))
+        except api.UploadRejected as exc:
+            return self._rejected(exc.code, exc.message, exc.errors)
+        return _queued(tasks.run_upload, process_id, envelope(self.api_id, {"processId": process_id}), 200)
+
+    def _rejected(self, code: str, message: str, errors: list[RowError]) -> Response:
+        result = {"errors": [error.as_dict() for error in errors]}
+        return Response(envelope(self.api_id, result, code, message), status=400)
+
+
+# Downloads from local storage ----------------------------------------------------------------
+
+
+class FileDownloadView(APIView):
+    """Serves a file of the local storage to whoever holds a valid, unexpired signed URL."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request, token: str):
+        try:
+            name = storage.unsign_download_token(token)
+        except signing.BadSignature:
+            raise Http404("Unknown or expired download link.") from None
+        store = storage.get_storage()
+        if not store.exists(name):
+            raise Http404("Unknown or expired download link.")
+        return FileResponse(store.open(name, "rb"), as_attachment=True, filename=name.rsplit("/", 1)[-1])

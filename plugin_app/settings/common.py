@@ -1,0 +1,59 @@
+"""
+Defaults of every setting the app reads, for the LMS, the CMS and the standalone project.
+
+The Tutor plugin overrides them from its ``EXPORTBULK_*`` config in the production
+settings patch; ``production.py`` lets ``ENV_TOKENS`` (the YAML config) do the same.
+"""
+
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    # S3 bucket for exports, uploaded content and reports. Empty: local filesystem storage.
+    "EXPORTBULK_BUCKET": "",
+    "EXPORTBULK_AWS_ACCESS_KEY_ID": "",
+    "EXPORTBULK_AWS_SECRET_ACCESS_KEY": "",
+    # Empty means AWS itself; set it for MinIO or any S3-compatible server.
+    "EXPORTBULK_S3_ENDPOINT_URL": "",
+    "EXPORTBULK_S3_REGION": "",
+    # Every object the app writes lives under this prefix.
+    "EXPORTBULK_KEY_PREFIX": "",
+    # Object key of one export, below the prefix; ``{course_id}`` is the normalized course key.
+    "EXPORTBULK_EXPORT_KEY_TEMPLATE": "{course_id}.tar.gz",
+    # Lifetime of presigned (or locally signed) download URLs.
+    "EXPORTBULK_URL_EXPIRY_SECONDS": 7 * 24 * 3600,
+    # True for a public-read bucket: plain object URLs instead of presigned ones.
+    "EXPORTBULK_PUBLIC_URLS": False,
+    # Filesystem storage root when no bucket is set (default: MEDIA_ROOT/exportbulk).
+    "EXPORTBULK_LOCAL_ROOT": "",
+    "EXPORTBULK_MAX_COURSES_PER_REQUEST": 500,
+    # Courses of one request exported at the same time.
+    "EXPORTBULK_EXPORT_CONCURRENCY": 4,
+    # ISA-L compression level of export tarballs, 0 (fastest) to 3 (smallest); output is plain gzip.
+    "EXPORTBULK_COMPRESSION_LEVEL": 1,
+    "EXPORTBULK_UPLOAD_MAX_ROWS": 1000,
+    # Limits on the content ZIP of a bulk upload.
+    "EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES": 2 * 1024**3,
+    "EXPORTBULK_UPLOAD_MAX_COMPRESSION_RATIO": 100,
+    "EXPORTBULK_UPLOAD_MAX_CELL_CHARS": 1000,
+    "EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES": 10 * 1024**2,
+    # Course backend: "modulestore", "olx_directory", or a dotted path; empty picks
+    # modulestore inside edx-platform and olx_directory elsewhere.
+    "EXPORTBULK_COURSE_BACKEND": "",
+    # Folder of OLX course directories for the olx_directory backend.
+    "EXPORTBULK_OLX_ROOT": "",
+    # Celery queue of the app's tasks (the CMS worker's default queue under Tutor).
+    "EXPORTBULK_CELERY_QUEUE": "",
+    # Authentication classes of the REST API, as dotted paths.
+    "EXPORTBULK_AUTHENTICATION_CLASSES": [
+        "edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication",
+        "openedx.core.lib.api.authentication.BearerAuthenticationAllowInactiveUser",
+        "edx_rest_framework_extensions.auth.session.authentication.SessionAuthenticationAllowInactiveUser",
+    ],
+}
+
+
+def plugin_settings(settings: Any) -> None:
+    """Set every app default that the project has not set already."""
+    for name, value in DEFAULTS.items():
+        if not hasattr(settings, name):
+            setattr(settings, name, value)

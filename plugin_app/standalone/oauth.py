@@ -1,0 +1,85 @@
+"""
+The OAuth2 token endpoint of the standalone project, shaped like the LMS's (oauth_dispatch).
+
+``POST /oauth2/access_token/`` answers a bearer token, or a JWT when the form has
+``token_type=jwt``, signed with the project's private JWK and carrying the claims the LMS puts
+in its JWTs, so edx-drf-extensions' ``JwtAuthentication`` accepts it unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import jwt
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from oauth2_provider.models import AbstractApplication, get_access_token_model
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.views import TokenView
+
+
+class StandaloneOAuth2Validator(OAuth2Validator):
+    """DOT's validator with the two rules of the LMS's that service clients rely on."""
+
+    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs) -> bool:
+        # A confidential service client may also use the password grant (enrollment seed).
+        if grant_type == "password" and client.client_type == AbstractApplication.CLIENT_CONFIDENTIAL:
+            return True
+        return super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
+
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
+        # Client-credentials tokens act as the application's user, as in the LMS.
+        if request.grant_type == "client_credentials":
+            request.user = request.client.user
+        return super()._create_access_token(expires, request, token, source_refresh_token)
+
+
+def make_jwt(user, expires_in: int, scopes: list[str], grant_type: str) -> str:
+    """A JWT for the user, with the LMS's claims (version 1.2.0)."""
+    now = int(time.time())
+    payload = {
+        "iss": settings.JWT_AUTH["JWT_ISSUER"],
+        "aud": settings.JWT_AUTH["JWT_AUDIENCE"],
+        "iat": now,
+        "exp": now + expires_in,
+        "sub": hashlib.sha1(f"{user.id}".encode(), usedforsecurity=False).hexdigest(),
+        "preferred_username": user.username,
+        "user_id": user.id,
+        "email": user.email,
+        "email_verified": user.is_active,
+        "administrator": user.is_staff,
+        "scopes": scopes,
+        "grant_type": grant_type,
+        "version": "1.2.0",
+        "filters": [],
+        "is_restricted": False,
+    }
+    private = json.loads(settings.JWT_AUTH["JWT_PRIVATE_SIGNING_JWK"])
+    key = jwt.algorithms.RSAAlgorithm.from_jwk(private)
+    return jwt.encode(
+        payload, key, algorithm=settings.JWT_AUTH["JWT_ALGORITHM"], headers={"kid": private["kid"]}
+    )
+
+
+class AccessTokenView(TokenView):
+    """DOT's token view; with ``token_type=jwt`` the bearer token is exchanged for a JWT."""
+
+    def post(self, request, *args, **kwargs) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        if response.status_code != 200 or request.POST.get("token_type", "").lower() != "jwt":
+            return response
+        body = json.loads(response.content)
+        checksum = hashlib.sha256(body["access_token"].encode("utf-8")).hexdigest()
+        token = get_access_token_model().objects.select_related("user").get(token_checksum=checksum)
+        if token.user is None:
+            return JsonResponse(
+                {"error": "invalid_client", "error_description": "No user for this client."}, 400
+            )
+        scopes = body.get("scope", "").split()
+        grant_type = request.POST.get("grant_type", "")
+        body.update(
+            access_token=make_jwt(token.user, body["expires_in"], scopes, grant_type), token_type="JWT"
+        )
+        return JsonResponse(body)

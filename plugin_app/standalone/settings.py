@@ -1,0 +1,162 @@
+"""
+Settings of the standalone project: the app outside Open edX, configured from the environment.
+
+    EXPORTBULK_HOME           state folder: SQLite database, local bucket, keys (default ~/.exportbulk)
+    EXPORTBULK_OLX_ROOT       folder of OLX course directories (default $EXPORTBULK_HOME/courses,
+                              seeded with the sample course)
+    EXPORTBULK_DATABASE_URL   sqlite:///path (default) or mysql://user:password@host:port/name
+    CELERY_BROKER_URL         e.g. redis://127.0.0.1:6379/0; unset: tasks run in-process
+    EXPORTBULK_BUCKET, EXPORTBULK_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    AWS_DEFAULT_REGION        S3 storage; without a bucket files go to $EXPORTBULK_HOME/storage
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from plugin_app.settings import common
+from plugin_app.standalone.keys import jwt_keys, secret_key
+
+HOME = Path(os.environ.get("EXPORTBULK_HOME", Path.home() / ".exportbulk")).resolve()
+HOME.mkdir(parents=True, exist_ok=True)
+
+DEBUG = os.environ.get("EXPORTBULK_DEBUG", "") == "1"
+SECRET_KEY = os.environ.get("EXPORTBULK_SECRET_KEY") or secret_key(HOME)
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "plugin_app.standalone.urls"
+WSGI_APPLICATION = "plugin_app.standalone.wsgi.application"
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "/static/"
+MEDIA_ROOT = str(HOME / "media")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+OPENEDX_TELEMETRY: list[str] = []  # edx-django-utils monitoring: no New Relic here
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "rest_framework",
+    "oauth2_provider",
+    "plugin_app.apps.ExportBulkConfig",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+
+def database(url: str) -> dict:
+    """A Django DATABASES entry from ``sqlite:///path`` or ``mysql://user:pw@host:port/name``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parsed.path) or ":memory:"}
+    if parsed.scheme == "mysql":
+        import pymysql
+
+        pymysql.install_as_MySQLdb()
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": parsed.path.lstrip("/"),
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "127.0.0.1",
+            "PORT": str(parsed.port or 3306),
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+        }
+    raise ValueError(f"EXPORTBULK_DATABASE_URL: unsupported scheme {parsed.scheme!r} (sqlite or mysql)")
+
+
+DATABASES = {
+    "default": database(os.environ.get("EXPORTBULK_DATABASE_URL") or f"sqlite:///{HOME / 'db.sqlite3'}")
+}
+
+# OAuth2 and JWT as the LMS issues them (oauth_dispatch), so clients talk to us as to Open edX.
+JWT_ISSUER = os.environ.get("EXPORTBULK_JWT_ISSUER", "http://localhost/oauth2")
+JWT_AUDIENCE = "exportbulk-standalone"
+_JWT_PRIVATE, _JWT_PUBLIC = jwt_keys(HOME)
+JWT_AUTH = {
+    "JWT_ISSUER": JWT_ISSUER,
+    "JWT_AUDIENCE": JWT_AUDIENCE,
+    "JWT_ISSUERS": [{"ISSUER": JWT_ISSUER, "AUDIENCE": JWT_AUDIENCE, "SECRET_KEY": SECRET_KEY}],
+    "JWT_ALGORITHM": "RS512",
+    "JWT_PRIVATE_SIGNING_JWK": _JWT_PRIVATE,
+    "JWT_PUBLIC_SIGNING_JWK_SET": _JWT_PUBLIC,
+    "JWT_DECODE_HANDLER": "edx_rest_framework_extensions.auth.jwt.decoder.jwt_decode_handler",
+    "JWT_AUTH_HEADER_PREFIX": "JWT",
+    "JWT_VERIFY_EXPIRATION": True,
+    "JWT_EXPIRATION_DELTA_SECONDS": int(os.environ.get("EXPORTBULK_TOKEN_EXPIRE_SECONDS", "3600")),
+}
+OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "plugin_app.standalone.oauth.StandaloneOAuth2Validator",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": JWT_AUTH["JWT_EXPIRATION_DELTA_SECONDS"],
+    "PKCE_REQUIRED": False,
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication",
+        "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# Celery: a real broker when one is given, else tasks run in the web process.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("EXPORTBULK_VISIBILITY_TIMEOUT", "3600"))
+}
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("EXPORTBULK_CELERY_QUEUE", "exportbulk")
+
+# The app's own settings.
+globals().update(common.DEFAULTS)
+EXPORTBULK_AUTHENTICATION_CLASSES = REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]
+EXPORTBULK_COURSE_BACKEND = "olx_directory"
+EXPORTBULK_OLX_ROOT = os.environ.get("EXPORTBULK_OLX_ROOT") or str(HOME / "courses")
+EXPORTBULK_LOCAL_ROOT = str(HOME / "storage")
+EXPORTBULK_BUCKET = os.environ.get("EXPORTBULK_BUCKET", "")
+EXPORTBULK_S3_ENDPOINT_URL = os.environ.get("EXPORTBULK_S3_ENDPOINT_URL", "")
+EXPORTBULK_AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID", "")
+EXPORTBULK_AWS_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+EXPORTBULK_S3_REGION = os.environ.get("AWS_DEFAULT_REGION", "")
+EXPORTBULK_KEY_PREFIX = os.environ.get("EXPORTBULK_KEY_PREFIX", "")
+EXPORTBULK_CELERY_QUEUE = CELERY_TASK_DEFAULT_QUEUE
+for _name in (
+    "EXPORTBULK_EXPORT_CONCURRENCY",
+    "EXPORTBULK_UPLOAD_MAX_ROWS",
+    "EXPORTBULK_MAX_COURSES_PER_REQUEST",
+):
+    if os.environ.get(_name):
+        globals()[_name] = int(os.environ[_name])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("EXPORTBULK_LOG_LEVEL", "INFO")},
+}

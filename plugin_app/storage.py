@@ -1,0 +1,164 @@
+"""
+Where exports, uploaded content and reports are stored, and how they are read back.
+
+An S3 bucket (django-storages) when ``EXPORTBULK_BUCKET`` is set, otherwise a local folder
+served through signed, expiring URLs. The storage is built from the ``EXPORTBULK_*`` settings
+at first use rather than from a ``STORAGES`` alias, because Tutor's settings patches set those
+values after the app's ``plugin_settings`` has run.
+
+Every write goes through :func:`open_writer`: streamed, and atomic (a failed write leaves no
+object behind, in S3 by aborting the multipart upload, on disk by never renaming the temp file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from botocore.config import Config
+from django.conf import settings
+from django.core import signing
+from django.core.files.storage import FileSystemStorage, Storage
+from django.core.files.utils import validate_file_name
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.urls import reverse
+from storages.backends.s3 import S3Storage
+
+from plugin_app.files import atomic_file
+
+PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB per part but the last
+_SIGNING_SALT = "plugin_app.storage.download"
+
+
+class SignedFileSystemStorage(FileSystemStorage):
+    """Local storage whose URLs carry a signature that expires, like presigned S3 URLs."""
+
+    def url(self, name: str) -> str:
+        token = signing.dumps(name, salt=_SIGNING_SALT)
+        return reverse("exportbulk:download", kwargs={"token": token})
+
+
+def unsign_download_token(token: str) -> str:
+    """The storage name a download token was made for; raises ``signing.BadSignature``."""
+    max_age = settings.EXPORTBULK_URL_EXPIRY_SECONDS
+    return signing.loads(token, salt=_SIGNING_SALT, max_age=max_age)
+
+
+@functools.cache
+def get_storage() -> Storage:
+    """The storage of exports, uploaded content and reports."""
+    if settings.EXPORTBULK_BUCKET:
+        return S3Storage(
+            bucket_name=settings.EXPORTBULK_BUCKET,
+            access_key=settings.EXPORTBULK_AWS_ACCESS_KEY_ID or None,
+            secret_key=settings.EXPORTBULK_AWS_SECRET_ACCESS_KEY or None,
+            endpoint_url=settings.EXPORTBULK_S3_ENDPOINT_URL or None,
+            region_name=settings.EXPORTBULK_S3_REGION or None,
+            location="",
+            default_acl=None,
+            file_overwrite=True,
+            querystring_auth=not settings.EXPORTBULK_PUBLIC_URLS,
+            querystring_expire=settings.EXPORTBULK_URL_EXPIRY_SECONDS,
+            custom_domain=None,
+            client_config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path" if settings.EXPORTBULK_S3_ENDPOINT_URL else "auto"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
+        )
+    root = settings.EXPORTBULK_LOCAL_ROOT or os.path.join(settings.MEDIA_ROOT, "exportbulk")
+    return SignedFileSystemStorage(location=root, allow_overwrite=True)
+
+
+@receiver(setting_changed)
+def _forget_storage(setting: str, **kwargs) -> None:
+    if setting.startswith("EXPORTBULK_") or setting == "MEDIA_ROOT":
+        get_storage.cache_clear()
+
+
+def object_name(*parts: str) -> str:
+    """A storage name under the configured key prefix; refuses names that escape it."""
+    name = settings.EXPORTBULK_KEY_PREFIX + "/".join(parts)
+    validate_file_name(name, allow_relative_path=True)
+    if name.startswith("/") or "//" in name:
+        raise ValueError(f"Unsafe storage name: {name!r}")
+    return name
+
+
+def export_name(course_id: str) -> str:
+    """Where the export of one course is stored."""
+    return object_name(settings.EXPORTBULK_EXPORT_KEY_TEMPLATE.format(course_id=course_id))
+
+
+class _S3MultipartWriter:
+    """A write-only file that sends what it is given to S3 as the parts of a multipart upload."""
+
+    def __init__(self, client, bucket: str, key: str, upload_id: str):
+        self._client, self._bucket, self._key, self._upload_id = client, bucket, key, upload_id
+        self._buffer = bytearray()
+        self._parts: list[dict] = []
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        if len(self._buffer) >= PART_SIZE:
+            self._send_part()
+        return len(data)
+
+    def flush(self) -> None:
+        """Parts are sent when full; S3 refuses small parts but the last."""
+
+    def _send_part(self) -> None:
+        number = len(self._parts) + 1
+        answer = self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=bytes(self._buffer),
+        )
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self._buffer.clear()
+
+    def complete(self) -> None:
+        if self._buffer or not self._parts:
+            self._send_part()
+        self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+
+@contextlib.contextmanager
+def _s3_writer(storage: S3Storage, name: str, content_type: str) -> Iterator[BinaryIO]:
+    client = storage.connection.meta.client
+    bucket = storage.bucket_name
+    upload = client.create_multipart_upload(Bucket=bucket, Key=name, ContentType=content_type)
+    writer = _S3MultipartWriter(client, bucket, name, upload["UploadId"])
+    try:
+        yield writer
+        writer.complete()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.abort_multipart_upload(Bucket=bucket, Key=name, UploadId=upload["UploadId"])
+        raise
+
+
+def open_writer(name: str, content_type: str) -> contextlib.AbstractContextManager[BinaryIO]:
+    """A file to write ``name`` into; the object appears only if the ``with`` block succeeds."""
+    storage = get_storage()
+    if isinstance(storage, S3Storage):
+        return _s3_writer(storage, name, content_type)
+    return atomic_file(storage.path(name))
+
+
+def download_url(name: str) -> str:
+    """A URL to download ``name``: presigned or public for S3, signed for local files (may be relative)."""
+    return get_storage().url(name)

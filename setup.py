@@ -1,0 +1,89 @@
+"""Packaging for tutor-exportbulk: the Tutor plugin and the Django app it installs."""
+
+import os
+
+from setuptools import find_packages, setup
+
+HERE = os.path.abspath(os.path.dirname(__file__))
+
+
+def load_about() -> dict:
+    about: dict = {}
+    with open(os.path.join(HERE, "tutor_exportbulk", "__about__.py"), encoding="utf-8") as f:
+        exec(f.read(), about)  # pylint: disable=exec-used
+    return about
+
+
+def load_readme() -> str:
+    with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+ABOUT = load_about()
+
+# What the Django app needs inside the openedx image (edx-platform already ships most of it,
+# with its own pins; these ranges are the ones edx-platform runs).
+APP_REQUIRES = [
+    "Django>=5.2,<6.0",
+    "djangorestframework>=3.15",
+    "edx-django-utils>=7.0",
+    "edx-drf-extensions>=10.0",
+    "edx-opaque-keys>=2.10",
+    "celery>=5.3",
+    "boto3>=1.34",
+    "django-storages>=1.14",
+    "django-oauth-toolkit>=1.7",
+    "defusedxml>=0.7",
+    "isal>=1.6",
+]
+# What the Tutor plugin, the REST client and the CLI need on the operator's machine.
+PLUGIN_REQUIRES = [
+    "tutor>=22.0.0,<23.0.0",
+    "click>=8.1",
+    "jinja2>=3.1",
+    "requests>=2.31",
+    "rich>=13.0",
+]
+
+setup(
+    name="tutor-exportbulk",
+    version=ABOUT["__version__"],
+    url="https://github.com/tutor-exportbulk/tutor-exportbulk",
+    license="AGPLv3",
+    author="tutor-exportbulk developers",
+    description="Bulk course export to S3 and bulk content upload for Open edX, as a Tutor plugin",
+    long_description=load_readme(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(exclude=["tests*", "bench*"]),
+    include_package_data=True,
+    python_requires=">=3.11",
+    install_requires=PLUGIN_REQUIRES + APP_REQUIRES,
+    extras_require={
+        # The standalone server: its production WSGI server, MySQL driver and Celery's Redis transport.
+        "standalone": ["gunicorn>=22.0", "PyMySQL>=1.1", "redis>=5.0"],
+        "test": [
+            "pytest>=8.0",
+            "pytest-django>=4.8",
+            "pytest-timeout>=2.3",
+            "moto[server]>=5.0",
+            "olxcleaner>=0.3",
+            "tutor-minio>=22.0.0,<23.0.0",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={
+        "tutor.plugin.v1": ["exportbulk = tutor_exportbulk.plugin"],
+        "cms.djangoapp": ["exportbulk = plugin_app.apps:ExportBulkConfig"],
+        "lms.djangoapp": ["exportbulk = plugin_app.apps:ExportBulkConfig"],
+        "console_scripts": [
+            "exportbulk = tutor_exportbulk.cli:main",
+            "exportbulk-standalone = plugin_app.standalone.cli:main",
+        ],
+    },
+    classifiers=[
+        "Framework :: Django",
+        "Framework :: Django :: 5.2",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+    ],
+)

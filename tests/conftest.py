@@ -1,0 +1,287 @@
+"""
+Fixtures shared by the test suite: real peers wherever one runs here.
+
+- S3: moto's server over HTTP on loopback (one per session, a fresh bucket per test);
+- courses: a copy of the project's sample course in a temporary OLX root;
+- users and real JWTs signed by the standalone project's key.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from plugin_app.standalone.cli import SAMPLE_COURSES
+
+SAMPLE_COURSE_ID = "course-v1:ExportBulk+Sample+2026"
+SHARED_OLX = Path(__file__).resolve().parents[2] / "shared" / "data" / "olx"
+SECRET = "test-secret-key-do-not-leak"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto's S3 server, as a separate process speaking HTTP on loopback."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def s3_client(endpoint: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing-key-id",
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+@pytest.fixture
+def bucket(moto_endpoint, settings):
+    """A fresh bucket on moto's server, configured as the app's storage."""
+    name = f"exportbulk-{uuid.uuid4().hex[:12]}"
+    client = s3_client(moto_endpoint)
+    client.create_bucket(Bucket=name)
+    settings.EXPORTBULK_BUCKET = name
+    settings.EXPORTBULK_S3_ENDPOINT_URL = moto_endpoint
+    settings.EXPORTBULK_AWS_ACCESS_KEY_ID = "testing-key-id"
+    settings.EXPORTBULK_AWS_SECRET_ACCESS_KEY = SECRET
+    settings.EXPORTBULK_S3_REGION = "us-east-1"
+    return client, name
+
+
+@pytest.fixture
+def local_storage(tmp_path, settings):
+    """Local-folder storage (no bucket)."""
+    settings.EXPORTBULK_BUCKET = ""
+    settings.EXPORTBULK_LOCAL_ROOT = str(tmp_path / "storage")
+    return tmp_path / "storage"
+
+
+@pytest.fixture
+def olx_root(tmp_path, settings) -> Path:
+    """A writable OLX root holding a copy of the sample course."""
+    root = tmp_path / "courses"
+    shutil.copytree(SAMPLE_COURSES, root)
+    settings.EXPORTBULK_COURSE_BACKEND = "olx_directory"
+    settings.EXPORTBULK_OLX_ROOT = str(root)
+    return root
+
+
+@pytest.fixture
+def sample_course(olx_root) -> Path:
+    return olx_root / "sample"
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user("staff", "staff@example.com", "pw", is_staff=True)
+
+
+@pytest.fixture
+def author(django_user_model):
+    """A user of the sample course's author group, and no other."""
+    from django.contrib.auth.models import Group
+    from opaque_keys.edx.keys import CourseKey
+
+    from plugin_app.backends.olx_directory import author_group_name
+
+    user = django_user_model.objects.create_user("author", "author@example.com", "pw")
+    group, _ = Group.objects.get_or_create(name=author_group_name(CourseKey.from_string(SAMPLE_COURSE_ID)))
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def stranger(django_user_model):
+    return django_user_model.objects.create_user("stranger", "stranger@example.com", "pw")
+
+
+def jwt_for(user, expires_in: int = 3600) -> str:
+    from plugin_app.standalone.oauth import make_jwt
+
+    return make_jwt(user, expires_in, ["user_id"], "client_credentials")
+
+
+@pytest.fixture
+def client_for():
+    """A DRF test client authenticated with a real JWT for the user (or anonymous for None)."""
+    from rest_framework.test import APIClient
+
+    def make(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"JWT {jwt_for(user)}")
+        return client
+
+    return make
+
+
+def shared_courses() -> list[Path]:
+    """The real Open edX courses under ../shared/data/olx (empty in a user's clone)."""
+    if not SHARED_OLX.is_dir():
+        return []
+    return sorted(p for p in SHARED_OLX.iterdir() if (p / "course.xml").is_file())
+
+
+# The standalone server over HTTP, with a real Celery worker on Redis, on MariaDB ---------------
+
+MARIADB_URL = "mysql://root@127.0.0.1:3306/{name}"
+CLIENT_ID, CLIENT_SECRET = "exportbulk-test-client", "exportbulk-test-client-secret"
+SERVICE_USER, SERVICE_PASSWORD = "exportbulk-service", "service-password"
+
+
+class LiveStack:
+    """A running standalone server and worker sharing one MariaDB database and one bucket."""
+
+    def __init__(self, root: Path, env: dict, base_url: str, bucket: str, s3):
+        self.root, self.env, self.base_url, self.bucket, self.s3 = root, env, base_url, bucket, s3
+        self.olx_root = Path(env["EXPORTBULK_OLX_ROOT"])
+        self.workers: list[subprocess.Popen] = []
+
+    def command(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "plugin_app.standalone", *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def start_worker(self, **env) -> subprocess.Popen:
+        log = open(self.root / f"worker-{len(self.workers)}.log", "w")  # noqa: SIM115
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "plugin_app.standalone", "worker"],
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def client(self, **kwargs):
+        from tutor_exportbulk.client import OpenedxRESTAPIClient
+
+        return OpenedxRESTAPIClient(self.base_url, CLIENT_ID, CLIENT_SECRET, **kwargs)
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                try:
+                    worker.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(worker.pid, signal.SIGKILL)
+
+
+def _mariadb(sql: str) -> None:
+    import pymysql
+
+    connection = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory, moto_endpoint):
+    """The standalone server (gunicorn) and one worker, provisioned, on MariaDB, Redis and moto."""
+    import os
+
+    root = tmp_path_factory.mktemp("live")
+    database = f"exportbulk_test_{uuid.uuid4().hex[:8]}"
+    _mariadb(f"CREATE DATABASE {database} CHARACTER SET utf8mb4")
+    bucket_name = f"live-{uuid.uuid4().hex[:12]}"
+    s3 = s3_client(moto_endpoint)
+    s3.create_bucket(Bucket=bucket_name)
+    shutil.copytree(SAMPLE_COURSES, root / "courses")
+    port = free_port()
+    env = {
+        **os.environ,
+        "EXPORTBULK_HOME": str(root / "home"),
+        "EXPORTBULK_OLX_ROOT": str(root / "courses"),
+        "EXPORTBULK_DATABASE_URL": MARIADB_URL.format(name=database),
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/11",
+        "EXPORTBULK_CELERY_QUEUE": f"exportbulk-test-{uuid.uuid4().hex[:8]}",
+        "EXPORTBULK_BUCKET": bucket_name,
+        "EXPORTBULK_S3_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing-key-id",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "EXPORTBULK_TOKEN_EXPIRE_SECONDS": "3600",
+        "DJANGO_SETTINGS_MODULE": "plugin_app.standalone.settings",
+    }
+    stack = LiveStack(root, env, f"http://127.0.0.1:{port}", bucket_name, s3)
+    stack.command(
+        "provision",
+        "--username",
+        SERVICE_USER,
+        "--email",
+        "service@example.com",
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--password",
+        SERVICE_PASSWORD,
+    )
+    server_log = open(root / "server.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [sys.executable, "-m", "plugin_app.standalone", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, server)
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.stop()
+        server.terminate()
+        server.wait(15)
+        _mariadb(f"DROP DATABASE IF EXISTS {database}")

@@ -1,0 +1,193 @@
+"""The bulk export API in the request (sync mode), against moto's S3 server over HTTP."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import requests
+
+from plugin_app.models import BulkProcess
+from tests.conftest import SAMPLE_COURSE_ID
+
+pytestmark = pytest.mark.django_db
+
+EXPORT_URL = "/api/courses/v0/export/"
+
+
+def source_files(course_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(course_dir)): p.read_bytes() for p in course_dir.rglob("*") if p.is_file()}
+
+
+def tarball_files(data: bytes) -> tuple[set[str], dict[str, bytes]]:
+    """Top-level names and {path below the top folder: bytes} of a .tar.gz."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        members = tar.getmembers()
+        tops = {m.name.split("/", 1)[0] for m in members}
+        files = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in members if m.isfile()}
+    return tops, files
+
+
+def copy_course(olx_root: Path, org: str) -> str:
+    """Another course: the sample under another org; returns its id."""
+    import shutil
+
+    target = olx_root / f"copy-{org}"
+    shutil.copytree(olx_root / "sample", target)
+    pointer = (target / "course.xml").read_text().replace('org="ExportBulk"', f'org="{org}"')
+    (target / "course.xml").write_text(pointer)
+    return f"course-v1:{org}+Sample+2026"
+
+
+def test_export_uploads_studio_layout_tarball_with_presigned_url(
+    client_for, staff, sample_course, bucket, settings
+):
+    s3, bucket_name = bucket
+    response = client_for(staff).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["failed_uploads"] == {}
+    url = response.json()["successful_uploads"][SAMPLE_COURSE_ID]
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["X-Amz-Expires"] == [str(settings.EXPORTBULK_URL_EXPIRY_SECONDS)]
+    assert "X-Amz-Signature" in query
+    download = requests.get(url, timeout=30)
+    assert download.status_code == 200
+    tops, files = tarball_files(download.content)
+    assert tops == {"2026"}  # Studio's layout: one folder named after the course's url_name
+    assert files == source_files(sample_course)
+    head = s3.head_object(Bucket=bucket_name, Key=f"{SAMPLE_COURSE_ID}.tar.gz")
+    assert head["ContentType"] == "application/gzip"
+    assert "ContentEncoding" not in head  # or HTTP clients would gunzip the download
+
+
+def test_export_partial_failure_keeps_successes(client_for, author, olx_root, bucket):
+    s3, bucket_name = bucket
+    foreign = copy_course(olx_root, "Other")
+    courses = [SAMPLE_COURSE_ID, "course-v1:ExportBulk+Missing+2026", "not-a-course-key", foreign]
+
+    response = client_for(author).post(EXPORT_URL, {"courses": courses}, format="json")
+
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body["successful_uploads"]) == [SAMPLE_COURSE_ID]
+    failed = body["failed_uploads"]
+    assert failed["not-a-course-key"] == "Invalid course key."
+    # The author may not author the missing course either: a stranger learns nothing of existence.
+    assert failed["course-v1:ExportBulk+Missing+2026"].startswith("Permission denied")
+    assert failed[foreign].startswith("Permission denied")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name).get("Contents", [])]
+    assert keys == [f"{SAMPLE_COURSE_ID}.tar.gz"]
+
+
+def test_export_of_missing_course_tells_staff_it_is_not_found(client_for, staff, olx_root, bucket):
+    response = client_for(staff).post(
+        EXPORT_URL, {"courses": ["course-v1:ExportBulk+Missing+2026"]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "successful_uploads": {},
+        "failed_uploads": {"course-v1:ExportBulk+Missing+2026": "Course not found."},
+    }
+
+
+def test_export_public_bucket_answers_plain_object_urls(client_for, staff, sample_course, bucket, settings):
+    settings.EXPORTBULK_PUBLIC_URLS = True
+    response = client_for(staff).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
+    url = response.json()["successful_uploads"][SAMPLE_COURSE_ID]
+    assert "X-Amz-Signature" not in url and "?" not in url
+    assert urllib.parse.unquote(url).endswith(f"/{bucket[1]}/{SAMPLE_COURSE_ID}.tar.gz")
+    assert requests.get(url, timeout=30).status_code == 200
+
+
+def test_export_key_prefix_and_template(client_for, staff, sample_course, bucket, settings):
+    s3, bucket_name = bucket
+    settings.EXPORTBULK_KEY_PREFIX = "backups/nightly/"
+    settings.EXPORTBULK_EXPORT_KEY_TEMPLATE = "olx/{course_id}.tar.gz"
+    response = client_for(staff).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
+    assert response.status_code == 200
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name)["Contents"]]
+    assert keys == [f"backups/nightly/olx/{SAMPLE_COURSE_ID}.tar.gz"]
+
+
+def test_export_by_org_selects_only_authorable_courses(client_for, author, olx_root, bucket):
+    copy_course(olx_root, "Other")
+    response = client_for(author).post(EXPORT_URL, {"org": "ExportBulk"}, format="json")
+    assert response.status_code == 200
+    assert list(response.json()["successful_uploads"]) == [SAMPLE_COURSE_ID]
+    response = client_for(author).post(EXPORT_URL, {"org": "Other"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "no_courses"
+
+
+def test_export_all_exports_every_course_for_staff(client_for, staff, olx_root, bucket):
+    other = copy_course(olx_root, "Other")
+    response = client_for(staff).post(EXPORT_URL, {"all": True}, format="json")
+    assert response.status_code == 200
+    assert set(response.json()["successful_uploads"]) == {SAMPLE_COURSE_ID, other}
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("not json", "JSON parse error"),
+        ({}, "exactly one of"),
+        ({"courses": SAMPLE_COURSE_ID}, "courses"),
+        ({"courses": []}, "courses"),
+        ({"courses": [12]}, "Not a string"),
+        ({"courses": [SAMPLE_COURSE_ID, SAMPLE_COURSE_ID]}, "Duplicate course ids"),
+        ({"courses": [f"course-v1:A+B+{i}" for i in range(4)]}, "at most 3"),
+        ({"courses": [SAMPLE_COURSE_ID], "org": "ExportBulk"}, "exactly one of"),
+        ([SAMPLE_COURSE_ID], "JSON object"),
+    ],
+)
+def test_export_malformed_body_is_refused_and_nothing_exported(
+    client_for, staff, sample_course, bucket, settings, body, fragment
+):
+    s3, bucket_name = bucket
+    settings.EXPORTBULK_MAX_COURSES_PER_REQUEST = 3
+    client = client_for(staff)
+    if isinstance(body, str):
+        response = client.post(EXPORT_URL, body, content_type="application/json")
+    else:
+        response = client.post(EXPORT_URL, body, format="json")
+    assert response.status_code == 400
+    assert fragment in response.json()["developer_message"]
+    assert "error_code" in response.json()
+    assert s3.list_objects_v2(Bucket=bucket_name).get("KeyCount") == 0
+    assert not BulkProcess.objects.exists()
+
+
+def test_export_requires_authentication(client_for, sample_course, bucket, staff):
+    from tests.conftest import jwt_for
+
+    assert (
+        client_for(None).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json").status_code == 401
+    )
+    expired = client_for(None)
+    expired.credentials(HTTP_AUTHORIZATION=f"JWT {jwt_for(staff, expires_in=-60)}")
+    assert expired.post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json").status_code == 401
+    garbage = client_for(None)
+    garbage.credentials(HTTP_AUTHORIZATION="JWT not.a.token")
+    assert garbage.post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json").status_code == 401
+    assert not BulkProcess.objects.exists()
+
+
+def test_export_to_local_storage_serves_signed_expiring_urls(
+    client_for, staff, sample_course, local_storage, settings
+):
+    response = client_for(staff).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
+    url = response.json()["successful_uploads"][SAMPLE_COURSE_ID]
+    assert url.startswith("http://testserver/api/courses/v0/exportbulk/files/")
+    path = urllib.parse.urlsplit(url).path
+    download = client_for(None).get(path)
+    assert download.status_code == 200
+    _, files = tarball_files(b"".join(download.streaming_content))
+    assert files == source_files(sample_course)
+    assert client_for(None).get(path[:-3] + "xyz").status_code == 404  # tampered signature
+    settings.EXPORTBULK_URL_EXPIRY_SECONDS = -1
+    assert client_for(None).get(path).status_code == 404  # expired
+    assert not list(local_storage.rglob(".partial-*"))

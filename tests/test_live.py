@@ -1,0 +1,174 @@
+"""
+End to end over HTTP: the REST client against the standalone server under gunicorn, a real
+Celery worker on Redis, MariaDB (real migrations) and moto's S3 server.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+from xml.etree import ElementTree
+
+import pytest
+import requests
+
+from tests.conftest import SAMPLE_COURSE_ID, SERVICE_PASSWORD, SERVICE_USER
+from tests.test_upload_api import PNG, PROBLEM, SRT, content_zip, manifest
+
+pytestmark = pytest.mark.live
+
+
+def test_token_flows_and_course_listing_across_pages(live):
+    for token_type in ("jwt", "bearer"):
+        courses = live.client(token_type=token_type).list_all_courses()
+        assert SAMPLE_COURSE_ID in [c["id"] for c in courses]
+    password_client = live.client(username=SERVICE_USER, password=SERVICE_PASSWORD)
+    assert SAMPLE_COURSE_ID in [c["id"] for c in password_client.list_all_courses(org="ExportBulk")]
+    # The LMS pages by 10: with 12 courses the client must follow "next".
+    for n in range(11):
+        target = live.olx_root / f"copy{n}"
+        if not target.exists():
+            shutil.copytree(live.olx_root / "sample", target)
+            pointer = (target / "course.xml").read_text().replace('org="ExportBulk"', f'org="Copy{n}"')
+            (target / "course.xml").write_text(pointer)
+    ids = [c["id"] for c in live.client().list_all_courses()]
+    assert len(ids) == len(set(ids)) >= 12
+    assert [c["id"] for c in live.client().list_all_courses(org="Copy3")] == ["course-v1:Copy3+Sample+2026"]
+
+
+def test_bad_client_secret_is_refused(live):
+    from tutor_exportbulk.client import OpenedxAPIError, OpenedxRESTAPIClient
+
+    client = OpenedxRESTAPIClient(live.base_url, "exportbulk-test-client", "wrong-secret")
+    with pytest.raises(OpenedxAPIError) as error:
+        client.list_all_courses()
+    assert error.value.status_code in (400, 401)
+    assert "wrong-secret" not in str(error.value)
+
+
+def test_async_export_runs_in_the_worker_and_reports_urls(live):
+    client = live.client()
+    answer = client.export_courses([SAMPLE_COURSE_ID, "course-v1:No+Such+Course"], async_=True)
+    process_id = answer["processId"]
+    statuses = list(client.wait(process_id, kind="export", interval=0.2, timeout=120))
+    final = statuses[-1]
+    assert final["status"] == "Completed"
+    assert (final["totalCount"], final["successCount"], final["failedCount"]) == (2, 1, 1)
+    url = final["successful_uploads"][SAMPLE_COURSE_ID]
+    with tarfile.open(fileobj=io.BytesIO(requests.get(url, timeout=30).content), mode="r:gz") as tar:
+        assert "2026/course.xml" in tar.getnames()
+    assert final["failed_uploads"] == {"course-v1:No+Such+Course": "Course not found."}
+    report = list(csv.DictReader(io.StringIO(requests.get(final["report"], timeout=30).content.decode("utf-8-sig"))))
+    assert [(r["course_id"], r["status"]) for r in report] == [
+        (SAMPLE_COURSE_ID, "success"), ("course-v1:No+Such+Course", "failed")
+    ]
+    listed = client.export_status_list()
+    assert process_id in [u["processId"] for u in listed["uploads"]]
+
+
+def _mixed_upload(rows_count: int, unit: str) -> tuple[bytes, bytes]:
+    rows, files = [], {}
+    for i in range(rows_count):
+        kind = i % 5
+        if kind == 0:
+            name = f"pages/p{i}.html"
+            files[name] = f"<p>page {i}</p>".encode()
+            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit})
+        elif kind == 1:
+            name = f"problems/q{i}.xml"
+            files[name] = PROBLEM
+            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit})
+        elif kind == 2:
+            name, srt = f"v{i}.mp4", f"v{i}.srt"
+            files[name], files[srt] = b"\x00mp4" * 10, SRT
+            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit, "transcript": srt})
+        elif kind == 3:
+            name = f"d{i}.pdf"
+            files[name] = b"%PDF-1.4 " + bytes(str(i), "ascii")
+            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit, "display_name": f"Doc {i}"})
+        else:
+            name = f"img{i}.png"
+            files[name] = PNG
+            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit, "type": "asset"})
+    return manifest(rows), content_zip(files)
+
+
+def _unit_children(course, title: str) -> list[str]:
+    units = [p for p in (course / "vertical").glob("*.xml") if ElementTree.parse(p).getroot().get("display_name") == title]
+    assert len(units) == 1, f"{len(units)} units titled {title!r}"
+    return [c.get("url_name") for c in ElementTree.parse(units[0]).getroot()]
+
+
+def _edx_cleaner_errors(course_dir) -> int:
+    result = subprocess.run(
+        ["edx-cleaner", "-c", str(course_dir / "course.xml")], capture_output=True, text=True, timeout=300
+    )
+    import re
+
+    match = re.search(r"(\d+) error", result.stdout + result.stderr)
+    return int(match.group(1)) if match else 0
+
+
+def test_bulk_upload_of_hundreds_of_mixed_rows_by_the_worker(live, tmp_path):
+    course = live.olx_root / "sample"
+    errors_before = _edx_cleaner_errors(course)
+    manifest_bytes, zip_bytes = _mixed_upload(300, "Live Section / Live Subsection / Live Unit")
+    (tmp_path / "m.csv").write_bytes(manifest_bytes)
+    (tmp_path / "c.zip").write_bytes(zip_bytes)
+    client = live.client()
+    process_id = client.bulk_upload(tmp_path / "m.csv", tmp_path / "c.zip", mode="link")["processId"]
+
+    seen = []
+    for result in client.wait(process_id, kind="upload", interval=0.05, timeout=300):
+        seen.append((result["successCount"], result["failedCount"], result["totalCount"]))
+    final = result
+    assert final["status"] == "Completed"
+    assert (final["totalCount"], final["successCount"], final["failedCount"]) == (300, 300, 0)
+    # Counts while polling never exceed the total and never go backwards.
+    assert all(s + f <= t for s, f, t in seen)
+    assert seen == sorted(seen)
+    report = list(csv.DictReader(io.StringIO(requests.get(final["report"], timeout=30).content.decode("utf-8-sig"))))
+    assert len(report) == 300 and {r["status"] for r in report} == {"success"}
+    children = _unit_children(course, "Live Unit")
+    assert children == [r["usage_key"].rsplit("@", 1)[1] for r in report]
+    assert _edx_cleaner_errors(course) <= errors_before
+    # The course still exports, with what was uploaded.
+    export = client.export_courses([SAMPLE_COURSE_ID])
+    url = export["successful_uploads"][SAMPLE_COURSE_ID]
+    with tarfile.open(fileobj=io.BytesIO(requests.get(url, timeout=60).content), mode="r:gz") as tar:
+        assert "2026/static/d3.pdf" in tar.getnames()
+
+
+def test_killed_worker_is_replaced_and_the_process_completes_without_duplicates(live, tmp_path):
+    course = live.olx_root / "sample"
+    manifest_bytes, zip_bytes = _mixed_upload(400, "Crash Section / Crash Subsection / Crash Unit")
+    (tmp_path / "m.csv").write_bytes(manifest_bytes)
+    (tmp_path / "c.zip").write_bytes(zip_bytes)
+    client = live.client()
+    # A worker of our own whose unacknowledged task comes back quickly once it dies.
+    for worker in live.workers:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+    crashing = live.start_worker(EXPORTBULK_VISIBILITY_TIMEOUT="3")
+    process_id = client.bulk_upload(tmp_path / "m.csv", tmp_path / "c.zip", mode="link")["processId"]
+    deadline = time.monotonic() + 120
+    while client.upload_status(process_id)["successCount"] < 40:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(crashing.pid, signal.SIGKILL)
+    crashing.wait(10)
+    midway = client.upload_status(process_id)
+    assert midway["status"] == "Processing" and midway["successCount"] < 400
+
+    live.start_worker(EXPORTBULK_VISIBILITY_TIMEOUT="3")
+    final = list(client.wait(process_id, kind="upload", interval=0.2, timeout=300))[-1]
+    assert final["status"] == "Completed"
+    assert (final["totalCount"], final["successCount"], final["failedCount"]) == (400, 400, 0)
+    children = _unit_children(course, "Crash Unit")
+    assert len(children) == 400 == len(set(children))
