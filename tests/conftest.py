@@ -154,6 +154,22 @@ def client_for():
     return make
 
 
+def edx_cleaner_errors(course_dir: Path) -> int:
+    """How many errors olxcleaner's ``edx-cleaner`` finds in an OLX course."""
+    import re
+
+    command = Path(sys.executable).parent / "edx-cleaner"
+    result = subprocess.run(
+        [str(command), "-c", str(course_dir / "course.xml")], capture_output=True, text=True, timeout=300
+    )
+    output = result.stdout + result.stderr
+    if "No errors found" in output:
+        return 0
+    match = re.search(r"ERRORs: (\d+)", output)
+    assert match, f"edx-cleaner said neither errors nor none:\n{output}"
+    return int(match.group(1))
+
+
 def shared_courses() -> list[Path]:
     """The real Open edX courses under ../shared/data/olx (empty in a user's clone)."""
     if not SHARED_OLX.is_dir():

@@ -10,7 +10,6 @@ import io
 import os
 import shutil
 import signal
-import subprocess
 import tarfile
 import time
 from xml.etree import ElementTree
@@ -18,7 +17,7 @@ from xml.etree import ElementTree
 import pytest
 import requests
 
-from tests.conftest import SAMPLE_COURSE_ID, SERVICE_PASSWORD, SERVICE_USER
+from tests.conftest import SAMPLE_COURSE_ID, SERVICE_PASSWORD, SERVICE_USER, edx_cleaner_errors
 from tests.test_upload_api import PNG, PROBLEM, SRT, content_zip, manifest
 
 pytestmark = pytest.mark.live
@@ -64,9 +63,12 @@ def test_async_export_runs_in_the_worker_and_reports_urls(live):
     with tarfile.open(fileobj=io.BytesIO(requests.get(url, timeout=30).content), mode="r:gz") as tar:
         assert "2026/course.xml" in tar.getnames()
     assert final["failed_uploads"] == {"course-v1:No+Such+Course": "Course not found."}
-    report = list(csv.DictReader(io.StringIO(requests.get(final["report"], timeout=30).content.decode("utf-8-sig"))))
+    report = list(
+        csv.DictReader(io.StringIO(requests.get(final["report"], timeout=30).content.decode("utf-8-sig")))
+    )
     assert [(r["course_id"], r["status"]) for r in report] == [
-        (SAMPLE_COURSE_ID, "success"), ("course-v1:No+Such+Course", "failed")
+        (SAMPLE_COURSE_ID, "success"),
+        ("course-v1:No+Such+Course", "failed"),
     ]
     listed = client.export_status_list()
     assert process_id in [u["processId"] for u in listed["uploads"]]
@@ -91,7 +93,9 @@ def _mixed_upload(rows_count: int, unit: str) -> tuple[bytes, bytes]:
         elif kind == 3:
             name = f"d{i}.pdf"
             files[name] = b"%PDF-1.4 " + bytes(str(i), "ascii")
-            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit, "display_name": f"Doc {i}"})
+            rows.append(
+                {"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit, "display_name": f"Doc {i}"}
+            )
         else:
             name = f"img{i}.png"
             files[name] = PNG
@@ -100,24 +104,18 @@ def _mixed_upload(rows_count: int, unit: str) -> tuple[bytes, bytes]:
 
 
 def _unit_children(course, title: str) -> list[str]:
-    units = [p for p in (course / "vertical").glob("*.xml") if ElementTree.parse(p).getroot().get("display_name") == title]
+    units = [
+        p
+        for p in (course / "vertical").glob("*.xml")
+        if ElementTree.parse(p).getroot().get("display_name") == title
+    ]
     assert len(units) == 1, f"{len(units)} units titled {title!r}"
     return [c.get("url_name") for c in ElementTree.parse(units[0]).getroot()]
 
 
-def _edx_cleaner_errors(course_dir) -> int:
-    result = subprocess.run(
-        ["edx-cleaner", "-c", str(course_dir / "course.xml")], capture_output=True, text=True, timeout=300
-    )
-    import re
-
-    match = re.search(r"(\d+) error", result.stdout + result.stderr)
-    return int(match.group(1)) if match else 0
-
-
 def test_bulk_upload_of_hundreds_of_mixed_rows_by_the_worker(live, tmp_path):
     course = live.olx_root / "sample"
-    errors_before = _edx_cleaner_errors(course)
+    errors_before = edx_cleaner_errors(course)
     manifest_bytes, zip_bytes = _mixed_upload(300, "Live Section / Live Subsection / Live Unit")
     (tmp_path / "m.csv").write_bytes(manifest_bytes)
     (tmp_path / "c.zip").write_bytes(zip_bytes)
@@ -133,11 +131,13 @@ def test_bulk_upload_of_hundreds_of_mixed_rows_by_the_worker(live, tmp_path):
     # Counts while polling never exceed the total and never go backwards.
     assert all(s + f <= t for s, f, t in seen)
     assert seen == sorted(seen)
-    report = list(csv.DictReader(io.StringIO(requests.get(final["report"], timeout=30).content.decode("utf-8-sig"))))
+    report = list(
+        csv.DictReader(io.StringIO(requests.get(final["report"], timeout=30).content.decode("utf-8-sig")))
+    )
     assert len(report) == 300 and {r["status"] for r in report} == {"success"}
     children = _unit_children(course, "Live Unit")
     assert children == [r["usage_key"].rsplit("@", 1)[1] for r in report]
-    assert _edx_cleaner_errors(course) <= errors_before
+    assert edx_cleaner_errors(course) <= errors_before
     # The course still exports, with what was uploaded.
     export = client.export_courses([SAMPLE_COURSE_ID])
     url = export["successful_uploads"][SAMPLE_COURSE_ID]

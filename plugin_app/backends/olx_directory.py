@@ -85,6 +85,14 @@ class _Course:
     def root_file(self) -> Path:
         return self.path / "course" / f"{self.url_name}.xml"
 
+    def settings(self) -> dict:
+        """The course's fields: attributes of its root block, overridden by its policy (as on import)."""
+        fields: dict = dict(_read_xml(self.root_file()).attrib) if self.root_file().exists() else {}
+        policy_path = self.path / "policies" / self.url_name / "policy.json"
+        if policy_path.exists():
+            fields.update(json.loads(policy_path.read_text("utf-8")).get(f"course/{self.url_name}", {}))
+        return fields
+
     def usage_key(self, block_type: str, block_id: str) -> UsageKey:
         return self.key.make_usage_key(block_type, block_id)
 
@@ -153,21 +161,17 @@ class OlxDirectoryBackend(CourseBackend):
     def list_courses(self) -> list[CourseSummary]:
         summaries = []
         for key, course in sorted(self._courses().items(), key=lambda item: str(item[0])):
-            root = (
-                _read_xml(course.root_file())
-                if course.root_file().exists()
-                else ElementTree.Element("course")
-            )
+            fields = course.settings()
             summaries.append(
                 CourseSummary(
                     course_id=str(key),
-                    display_name=root.get("display_name", str(key)),
+                    display_name=str(fields.get("display_name", key)),
                     org=key.org,
                     number=key.course,
                     run=key.run,
-                    start=root.get("start"),
-                    end=root.get("end"),
-                    self_paced=root.get("self_paced") == "true",
+                    start=fields.get("start"),
+                    end=fields.get("end"),
+                    self_paced=fields.get("self_paced") in (True, "true"),
                 )
             )
         return summaries

@@ -1,0 +1,122 @@
+"""
+The README's main job, for real: provision a service client, serve the API with gunicorn, and
+through the REST client (a JWT from ``/oauth2/access_token/``) list the courses, export the
+sample course, and bulk-upload files into it from a CSV manifest and a ZIP.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from tutor_exportbulk.client import OpenedxRESTAPIClient
+
+COURSE_ID = "course-v1:ExportBulk+Sample+2026"
+UNIT = "Bulk Uploads / Demo Files / Uploaded Unit"
+DEMO_FILES = {
+    "welcome.html": b"<h2>Welcome</h2><p>This page came in through the bulk upload API.</p>\n",
+    "quiz.xml": b"""<problem>
+<multiplechoiceresponse><p>Which API uploaded this problem?</p>
+<choicegroup type="MultipleChoice"><choice correct="true">Bulk upload</choice>
+<choice correct="false">Studio, by hand</choice></choicegroup></multiplechoiceresponse>
+</problem>
+""",
+    "handout.pdf": b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Count 0/Kids[]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n",
+}
+DEMO_ROWS = [
+    {"course_id": COURSE_ID, "file": "welcome.html", "display_name": "Welcome (bulk)", "unit": UNIT},
+    {"course_id": COURSE_ID, "file": "quiz.xml", "display_name": "Quick check (bulk)", "unit": UNIT},
+    {"course_id": COURSE_ID, "file": "handout.pdf", "display_name": "Handout (bulk)", "unit": UNIT},
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with status {server.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"the server did not listen on port {port} within {timeout:.0f} s")
+
+
+def _upload_files(folder: Path) -> tuple[Path, Path]:
+    manifest, content = folder / "manifest.csv", folder / "content.zip"
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["course_id", "file", "display_name", "unit"])
+    writer.writeheader()
+    writer.writerows(DEMO_ROWS)
+    manifest.write_text(text.getvalue(), encoding="utf-8")
+    with zipfile.ZipFile(content, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in DEMO_FILES.items():
+            archive.writestr(name, data)
+    return manifest, content
+
+
+def _standalone(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "plugin_app.standalone", *args], **kwargs)
+
+
+def run_demo(port: int = 0) -> int:
+    """Run the demo; returns the exit status."""
+    home = Path(os.environ.setdefault("EXPORTBULK_HOME", str(Path.home() / ".exportbulk"))).resolve()
+    client_id, client_secret = "exportbulk-demo", secrets.token_urlsafe(24)
+    print(f"State folder: {home}")
+    if _standalone("provision", "--username", "exportbulk_service", "--email", "exportbulk@example.com",
+                   "--client-id", client_id, "--client-secret", client_secret).wait() != 0:  # fmt: skip
+        return 1
+    port = port or _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    server = _standalone("serve", "--port", str(port), stdout=subprocess.DEVNULL)
+    worker = _standalone("worker") if os.environ.get("CELERY_BROKER_URL") else None
+    try:
+        _wait_for(port, server)
+        where = "in a Celery worker" if worker else "in-process"
+        print(f"Serving the API at {base_url} (gunicorn); tasks run {where}")
+        client = OpenedxRESTAPIClient(base_url, client_id, client_secret, token_type="jwt")
+        courses = client.list_all_courses()
+        print(f"Courses visible to the service user: {', '.join(c['id'] for c in courses)}")
+
+        exported = client.export_courses([COURSE_ID])
+        if exported["failed_uploads"]:
+            print(f"Export failed: {exported['failed_uploads']}")
+            return 1
+        print(f"Exported {COURSE_ID} -> {exported['successful_uploads'][COURSE_ID]}")
+
+        with tempfile.TemporaryDirectory() as folder:
+            manifest, content = _upload_files(Path(folder))
+            process_id = client.bulk_upload(manifest, content, mode="link")["processId"]
+        print(f"Bulk upload {process_id} queued ({len(DEMO_ROWS)} rows, mode link)")
+        for status in client.wait(process_id, kind="upload", interval=0.5, timeout=300):
+            final = status
+        print(
+            f"Bulk upload {final['status']}: {final['successCount']} of {final['totalCount']} rows done, "
+            f"{final['failedCount']} failed; report: {final.get('report')}"
+        )
+        storage = os.environ.get("EXPORTBULK_BUCKET") or home / "storage"
+        courses_root = os.environ.get("EXPORTBULK_OLX_ROOT") or home / "courses"
+        print(f"Files landed in: {storage} (exports and reports); the uploaded content in: {courses_root}")
+        return 0 if final["status"] == "Completed" and final["failedCount"] == 0 else 1
+    finally:
+        for process in (worker, server):
+            if process is not None:
+                process.terminate()
+                process.wait(15)
