@@ -9,10 +9,8 @@ Fixtures shared by the test suite: real peers wherever one runs here.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,28 +19,11 @@ import pytest
 from botocore.config import Config
 
 from plugin_app.standalone.cli import SAMPLE_COURSES
+from plugin_app.standalone.processes import free_port, wait_for_port
 
 SAMPLE_COURSE_ID = "course-v1:ExportBulk+Sample+2026"
 SHARED_OLX = Path(__file__).resolve().parents[2] / "shared" / "data" / "olx"
 SECRET = "test-secret-key-do-not-leak"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port}")
 
 
 @pytest.fixture(scope="session")
@@ -192,7 +173,7 @@ class LiveStack:
         self.olx_root = Path(env["EXPORTBULK_OLX_ROOT"])
         self.workers: list[subprocess.Popen] = []
 
-    def command(self, *args: str) -> subprocess.CompletedProcess:
+    def command(self, *args: str) -> str:
         return subprocess.run(
             [sys.executable, "-m", "plugin_app.standalone", *args],
             env=self.env,

@@ -6,12 +6,13 @@ import io
 import tarfile
 import urllib.parse
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import requests
 
 from plugin_app.models import BulkProcess
-from tests.conftest import SAMPLE_COURSE_ID
+from tests.conftest import SAMPLE_COURSE_ID, edx_cleaner_errors, shared_courses
 
 pytestmark = pytest.mark.django_db
 
@@ -198,3 +199,47 @@ def test_export_to_local_storage_serves_signed_expiring_urls(
     settings.EXPORTBULK_URL_EXPIRY_SECONDS = -1
     assert client_for(None).get(path).status_code == 404  # expired
     assert not list(local_storage.rglob(".partial-*"))
+
+
+def test_storage_failure_midway_aborts_the_upload_and_leaves_no_object(
+    client_for, staff, sample_course, bucket, settings, moto_endpoint
+):
+    import os
+
+    from tests.faults import FaultProxy
+
+    s3, bucket_name = bucket
+    # Incompressible, so the tarball needs three 8 MiB parts.
+    (sample_course / "static" / "big.bin").write_bytes(os.urandom(20 * 1024 * 1024))
+    with FaultProxy(moto_endpoint, lambda method, query: query.get("partNumber") == ["2"]) as proxy:
+        settings.EXPORTBULK_S3_ENDPOINT_URL = proxy.url
+        response = client_for(staff).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
+
+    assert response.status_code == 400
+    reason = response.json()["failed_uploads"][SAMPLE_COURSE_ID]
+    assert reason.startswith("Storage error")
+    assert "test-secret" not in reason
+    assert proxy.dropped >= 1
+    assert tarball_keys(s3, bucket_name) == []
+    assert s3.list_multipart_uploads(Bucket=bucket_name).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("course", shared_courses(), ids=lambda p: p.name)
+def test_real_open_edx_course_exports_unchanged(client_for, staff, olx_root, bucket, course):
+    import shutil
+
+    shutil.copytree(course, olx_root / course.name)
+    pointer = ElementTree.parse(course / "course.xml").getroot()
+    course_id = f"course-v1:{pointer.get('org')}+{pointer.get('course')}+{pointer.get('url_name')}"
+
+    response = client_for(staff).post(EXPORT_URL, {"courses": [course_id]}, format="json")
+
+    assert response.status_code == 200, response.content
+    data = requests.get(response.json()["successful_uploads"][course_id], timeout=60).content
+    tops, files = tarball_files(data)
+    assert tops == {pointer.get("url_name")}
+    assert files == source_files(course)
+    extracted = olx_root.parent / "extracted"
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(extracted, filter="data")
+    assert edx_cleaner_errors(extracted / pointer.get("url_name")) <= edx_cleaner_errors(course)

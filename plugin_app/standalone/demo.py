@@ -10,14 +10,12 @@ import csv
 import io
 import os
 import secrets
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
+from plugin_app.standalone.processes import free_port, standalone, wait_for_port
 from tutor_exportbulk.client import OpenedxRESTAPIClient
 
 COURSE_ID = "course-v1:ExportBulk+Sample+2026"
@@ -40,24 +38,6 @@ DEMO_ROWS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with status {server.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"the server did not listen on port {port} within {timeout:.0f} s")
-
-
 def _upload_files(folder: Path) -> tuple[Path, Path]:
     manifest, content = folder / "manifest.csv", folder / "content.zip"
     text = io.StringIO()
@@ -71,24 +51,20 @@ def _upload_files(folder: Path) -> tuple[Path, Path]:
     return manifest, content
 
 
-def _standalone(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "plugin_app.standalone", *args], **kwargs)
-
-
 def run_demo(port: int = 0) -> int:
     """Run the demo; returns the exit status."""
     home = Path(os.environ.setdefault("EXPORTBULK_HOME", str(Path.home() / ".exportbulk"))).resolve()
     client_id, client_secret = "exportbulk-demo", secrets.token_urlsafe(24)
     print(f"State folder: {home}")
-    if _standalone("provision", "--username", "exportbulk_service", "--email", "exportbulk@example.com",
+    if standalone("provision", "--username", "exportbulk_service", "--email", "exportbulk@example.com",
                    "--client-id", client_id, "--client-secret", client_secret).wait() != 0:  # fmt: skip
         return 1
-    port = port or _free_port()
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
-    server = _standalone("serve", "--port", str(port), stdout=subprocess.DEVNULL)
-    worker = _standalone("worker") if os.environ.get("CELERY_BROKER_URL") else None
+    server = standalone("serve", "--port", str(port), stdout=subprocess.DEVNULL)
+    worker = standalone("worker") if os.environ.get("CELERY_BROKER_URL") else None
     try:
-        _wait_for(port, server)
+        wait_for_port(port, server)
         where = "in a Celery worker" if worker else "in-process"
         print(f"Serving the API at {base_url} (gunicorn); tasks run {where}")
         client = OpenedxRESTAPIClient(base_url, client_id, client_secret, token_type="jwt")
@@ -111,9 +87,11 @@ def run_demo(port: int = 0) -> int:
             f"Bulk upload {final['status']}: {final['successCount']} of {final['totalCount']} rows done, "
             f"{final['failedCount']} failed; report: {final.get('report')}"
         )
-        storage = os.environ.get("EXPORTBULK_BUCKET") or home / "storage"
-        courses_root = os.environ.get("EXPORTBULK_OLX_ROOT") or home / "courses"
-        print(f"Files landed in: {storage} (exports and reports); the uploaded content in: {courses_root}")
+        bucket = os.environ.get("EXPORTBULK_BUCKET")
+        storage = f"s3://{bucket}/" if bucket else f"{home / 'storage'}/"
+        courses_root = Path(os.environ.get("EXPORTBULK_OLX_ROOT") or home / "courses")
+        print(f"The export tarball landed at {storage}{COURSE_ID}.tar.gz (reports beside it, under reports/)")
+        print(f"The uploaded files and components landed in the course folder {courses_root / 'sample'}")
         return 0 if final["status"] == "Completed" and final["failedCount"] == 0 else 1
     finally:
         for process in (worker, server):
