@@ -128,8 +128,13 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task whose worker died is delivered again once unacknowledged for this long (Redis transport);
+# kombu looks for such tasks every interval x throttle seconds (100 s by default: here 10 s).
+_VISIBILITY_TIMEOUT = int(os.environ.get("EXPORTBULK_VISIBILITY_TIMEOUT", "3600"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("EXPORTBULK_VISIBILITY_TIMEOUT", "3600"))
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": min(10, _VISIBILITY_TIMEOUT),
+    "unacked_restore_throttle": 1,
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("EXPORTBULK_CELERY_QUEUE", "exportbulk")
 

@@ -1,0 +1,224 @@
+"""
+The course backend inside edx-platform (CMS): the modulestore, the contentstore and Studio's permissions.
+
+Each method mirrors what Studio itself does (the edx-platform function is named in its docstring).
+edx-platform is imported inside the methods only, so that this module imports anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from opaque_keys import InvalidKeyError
+from opaque_keys.edx.keys import CourseKey, UsageKey
+from opaque_keys.edx.locator import LibraryLocator
+
+from plugin_app.backends.base import (
+    CourseBackend,
+    CourseNotFound,
+    UnitNotFound,
+    outline_block_id,
+    parse_outline_path,
+)
+from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
+
+# Outline levels from the course down.
+_OUTLINE = ("chapter", "sequential", "vertical")
+# A new video block plays the demo YouTube video unless told otherwise (VideoFields.youtube_id_1_0).
+_VIDEO_DEFAULTS = {"youtube_id_1_0": "", "download_video": True}
+_CHUNK = 1024 * 1024
+
+
+def _store():
+    from xmodule.modulestore.django import modulestore
+
+    return modulestore()
+
+
+def _courselike(key: CourseKey):
+    """The course (or legacy library) root block, or None; as Studio's ``export_olx`` task loads it."""
+    if isinstance(key, LibraryLocator):
+        return _store().get_library(key)
+    return _store().get_course(key)
+
+
+def _child_titled(parent, category: str, title: str):
+    return next(
+        (c for c in parent.get_children() if c.location.block_type == category and c.display_name == title),
+        None,
+    )
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+class ModulestoreBackend(CourseBackend):
+    """Courses of the edx-platform this app runs in."""
+
+    name = "modulestore"
+
+    def list_courses(self) -> list[CourseSummary]:
+        """Studio's course listing: ``CourseOverview.get_all_courses()``
+        (cms/djangoapps/contentstore/views/course.py ``_accessible_courses_summary_iter``)."""
+        from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
+
+        summaries = [
+            CourseSummary(
+                course_id=str(overview.id),
+                display_name=overview.display_name_with_default,
+                org=overview.id.org,
+                number=overview.id.course,
+                run=overview.id.run,
+                start=_utc_text(overview.start),
+                end=_utc_text(overview.end),
+                self_paced=overview.self_paced,
+            )
+            for overview in CourseOverview.get_all_courses()
+        ]
+        return sorted(summaries, key=lambda summary: summary.course_id)
+
+    def course_exists(self, course_key: CourseKey) -> bool:
+        """``has_course`` reads the course index only (xmodule/modulestore/mixed.py); a legacy
+        library is looked up as Studio's export task does."""
+        if isinstance(course_key, LibraryLocator):
+            return _courselike(course_key) is not None
+        return bool(_store().has_course(course_key))
+
+    def has_write_access(self, user, course_key: CourseKey) -> bool:
+        """Studio write access (common/djangoapps/student/auth.py), as Studio's export task checks it."""
+        from common.djangoapps.student.auth import has_studio_write_access
+
+        return has_studio_write_access(user, course_key)
+
+    @contextlib.contextmanager
+    def export_olx(self, course_key: CourseKey) -> Iterator[OlxTree]:
+        """Studio's export into a temporary directory, named after the root block's url_name
+        (cms/djangoapps/contentstore/tasks.py ``create_export_tarball``); removed on exit."""
+        from xmodule.contentstore.django import contentstore
+        from xmodule.modulestore.xml_exporter import export_course_to_xml, export_library_to_xml
+
+        root_block = _courselike(course_key)
+        if root_block is None:
+            raise CourseNotFound(str(course_key))
+        name = root_block.url_name
+        root_dir = tempfile.mkdtemp(prefix="exportbulk-")  # a str: the exporter joins paths with "+"
+        try:
+            if isinstance(course_key, LibraryLocator):
+                export_library_to_xml(_store(), contentstore(), course_key, root_dir, name)
+            else:
+                export_course_to_xml(_store(), contentstore(), root_block.id, root_dir, name)
+            yield OlxTree(path=Path(root_dir) / name, root_name=name)
+        finally:
+            shutil.rmtree(root_dir, ignore_errors=True)
+
+    def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
+        """Studio's upload (cms/djangoapps/contentstore/asset_storage_handlers.py
+        ``update_course_run_asset``), with the lock set in the same save instead of a later
+        ``set_attr``, so a locked asset is never public.
+
+        The stream is spooled to a temporary file, as Django does with a large upload: GridFS
+        then reads it in chunks and the thumbnail maker reads it by path.
+        """
+        from openedx.core.djangoapps.contentserver.caching import del_cached_content
+        from xmodule.contentstore.content import StaticContent
+        from xmodule.contentstore.django import contentstore
+
+        store = contentstore()
+        location = StaticContent.compute_location(course_key, asset.name)
+        with tempfile.NamedTemporaryFile(prefix="exportbulk-asset-") as spool:
+            shutil.copyfileobj(asset.stream, spool, _CHUNK)
+            size = spool.tell()
+            limit_mb = getattr(settings, "MAX_ASSET_UPLOAD_FILE_SIZE_IN_MB", None)
+            if limit_mb and size > limit_mb * 1000**2:
+                raise ValueError(f"File {asset.name} exceeds maximum size of {limit_mb} MB.")
+            spool.flush()
+            spool.seek(0)
+            chunks = iter(lambda: spool.read(_CHUNK), b"")
+            content = StaticContent(
+                location, asset.name, asset.content_type, chunks, length=size, locked=asset.locked
+            )
+            thumbnail, thumbnail_location = store.generate_thumbnail(content, tempfile_path=spool.name)
+            del_cached_content(thumbnail_location)
+            if thumbnail is not None:
+                content.thumbnail_location = thumbnail_location
+            store.save(content)
+        del_cached_content(location)
+        return StaticContent.serialize_asset_key_with_slash(location)
+
+    def resolve_unit(self, course_key: CourseKey, unit: str, user) -> UsageKey:
+        """A unit by usage key (mapped into the course: a key of another run names the same unit,
+        as after a rerun), or by outline path."""
+        try:
+            usage_key = UsageKey.from_string(unit)
+        except InvalidKeyError:
+            return self._ensure_outline(course_key, parse_outline_path(unit), user)
+        if usage_key.block_type == "vertical":
+            usage_key = usage_key.map_into_course(course_key)
+            if _store().has_item(usage_key):
+                return usage_key
+        raise UnitNotFound(f"{unit} is not a unit of {course_key}")
+
+    def _ensure_outline(self, course_key: CourseKey, titles: list[str], user) -> UsageKey:
+        """Find or create each level by title, as Studio's ``create_xblock`` creates one
+        (cms/djangoapps/contentstore/xblock_storage_handlers/create_xblock.py); then publish the
+        new part (split auto-publishes sections and subsections, not units)."""
+        store = _store()
+        with store.bulk_operations(course_key):
+            parent = store.get_course(course_key)
+            if parent is None:
+                raise CourseNotFound(str(course_key))
+            created = None
+            for depth, (category, title) in enumerate(zip(_OUTLINE, titles, strict=True)):
+                block = _child_titled(parent, category, title)
+                if block is None:
+                    block_id = outline_block_id(course_key, titles[: depth + 1])
+                    key = course_key.make_usage_key(category, block_id)
+                    if store.has_item(key):  # made by an earlier try, renamed in Studio since
+                        block = store.get_item(key)
+                    else:
+                        block = store.create_child(
+                            user.id,
+                            parent.location,
+                            category,
+                            block_id=block_id,
+                            fields={"display_name": title},
+                        )
+                        created = created or block.location
+                parent = block
+            if created is not None:
+                store.publish(created, user.id)
+        return parent.location
+
+    def create_component(self, unit_key: UsageKey, spec: ComponentSpec, user) -> UsageKey:
+        """``create_child`` with the caller's block id, as Studio's ``create_xblock`` does with a
+        random one; a block already there (a retried row) is updated as Studio's ``_save_xblock``
+        updates one (xblock_storage_handlers/view_handlers.py)."""
+        store = _store()
+        fields = {
+            **(_VIDEO_DEFAULTS if spec.block_type == "video" else {}),
+            "display_name": spec.display_name,
+            **spec.fields,
+        }
+        usage_key = unit_key.course_key.make_usage_key(spec.block_type, spec.block_id)
+        with store.bulk_operations(unit_key.course_key):
+            if not store.has_item(unit_key):
+                raise UnitNotFound(str(unit_key))
+            if store.has_item(usage_key):
+                block = store.get_item(usage_key)
+                for field_name, value in fields.items():
+                    setattr(block, field_name, value)
+                store.update_item(block, user.id)
+            else:
+                store.create_child(user.id, unit_key, spec.block_type, block_id=spec.block_id, fields=fields)
+        return usage_key
+
+    def publish(self, usage_key: UsageKey, user) -> None:
+        """As Studio's "make_public" (xblock_storage_handlers/view_handlers.py ``_save_xblock``)."""
+        _store().publish(usage_key, user.id)
