@@ -17,8 +17,8 @@ from xml.etree import ElementTree
 import pytest
 import requests
 
+from tests.builders import PNG, PROBLEM, SRT, content_zip, manifest
 from tests.conftest import SAMPLE_COURSE_ID, SERVICE_PASSWORD, SERVICE_USER, edx_cleaner_errors
-from tests.test_upload_api import PNG, PROBLEM, SRT, content_zip, manifest
 
 pytestmark = pytest.mark.live
 
