@@ -243,3 +243,14 @@ def test_real_open_edx_course_exports_unchanged(client_for, staff, olx_root, buc
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         tar.extractall(extracted, filter="data")
     assert edx_cleaner_errors(extracted / pointer.get("url_name")) <= edx_cleaner_errors(course)
+
+
+def test_export_by_a_stranger_fails_every_course_and_writes_nothing(
+    client_for, stranger, sample_course, bucket
+):
+    s3, bucket_name = bucket
+    response = client_for(stranger).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["successful_uploads"] == {}
+    assert response.json()["failed_uploads"][SAMPLE_COURSE_ID].startswith("Permission denied")
+    assert tarball_keys(s3, bucket_name) == []

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.live
 
 def test_token_flows_and_course_listing_across_pages(live):
     for token_type in ("jwt", "bearer"):
-        courses = live.client(token_type=token_type).list_all_courses()
-        assert SAMPLE_COURSE_ID in [c["id"] for c in courses]
+        client = live.client(token_type=token_type)
+        assert SAMPLE_COURSE_ID in [c["id"] for c in client.list_all_courses()]
+        assert list(client.export_courses([SAMPLE_COURSE_ID])["successful_uploads"]) == [SAMPLE_COURSE_ID]
     password_client = live.client(username=SERVICE_USER, password=SERVICE_PASSWORD)
     assert SAMPLE_COURSE_ID in [c["id"] for c in password_client.list_all_courses(org="ExportBulk")]
     # The LMS pages by 10: with 12 courses the client must follow "next".
@@ -36,7 +37,7 @@ def test_token_flows_and_course_listing_across_pages(live):
             shutil.copytree(live.olx_root / "sample", target)
             pointer = (target / "course.xml").read_text().replace('org="ExportBulk"', f'org="Copy{n}"')
             (target / "course.xml").write_text(pointer)
-    ids = [c["id"] for c in live.client().list_all_courses()]
+    ids = [c["id"] for c in live.client().list_all_courses(page_size=5)]
     assert len(ids) == len(set(ids)) >= 12
     assert [c["id"] for c in live.client().list_all_courses(org="Copy3")] == ["course-v1:Copy3+Sample+2026"]
 

@@ -22,6 +22,8 @@ pytestmark = pytest.mark.django_db
 
 UPLOAD_URL = "/api/courses/v0/content/bulk/upload"
 STATUS_URL = "/api/courses/v0/content/bulk/upload/status/"
+
+
 def post_upload(client, manifest_bytes: bytes, zip_bytes: bytes | None, mode: str | None = "upload"):
     data = {"file": io.BytesIO(manifest_bytes)}
     data["file"].name = "manifest.csv"

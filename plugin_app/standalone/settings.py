@@ -84,6 +84,7 @@ def database(url: str) -> dict:
             "HOST": parsed.hostname or "127.0.0.1",
             "PORT": str(parsed.port or 3306),
             "OPTIONS": {"charset": "utf8mb4"},
+            "CONN_MAX_AGE": 60,
             "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
         }
     raise ValueError(f"EXPORTBULK_DATABASE_URL: unsupported scheme {parsed.scheme!r} (sqlite or mysql)")
