@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tarfile
 import time
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 import requests
 
 from tests.builders import PNG, PROBLEM, SRT, content_zip, manifest
-from tests.conftest import SAMPLE_COURSE_ID, SERVICE_PASSWORD, SERVICE_USER, edx_cleaner_errors
+from tests.conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    SAMPLE_COURSE_ID,
+    SERVICE_PASSWORD,
+    SERVICE_USER,
+    edx_cleaner_errors,
+)
 
 pytestmark = pytest.mark.live
 
@@ -173,3 +184,34 @@ def test_killed_worker_is_replaced_and_the_process_completes_without_duplicates(
     assert (final["totalCount"], final["successCount"], final["failedCount"]) == (400, 400, 0)
     children = _unit_children(course, "Crash Unit")
     assert len(children) == 400 == len(set(children))
+
+
+def test_tutor_exportbulk_works_from_the_saved_tutor_config_alone(live, tmp_path):
+    tutor = str(Path(sys.executable).parent / "tutor")
+    env = {**live.env, "TUTOR_ROOT": str(tmp_path / "tutor"), "TUTOR_PLUGINS_ROOT": str(tmp_path / "plugins")}
+    host = live.base_url.removeprefix("http://")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([tutor, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
+        return result
+
+    run("plugins", "enable", "exportbulk")
+    run(
+        "config",
+        "save",
+        "--set",
+        f"LMS_HOST={host}",
+        "--set",
+        f"CMS_HOST={host}",
+        "--set",
+        "ENABLE_HTTPS=false",
+        "--set",
+        f"EXPORTBULK_OAUTH2_CLIENT_ID={CLIENT_ID}",
+        "--set",
+        f"EXPORTBULK_OAUTH2_CLIENT_SECRET={CLIENT_SECRET}",
+    )
+    courses = json.loads(run("exportbulk", "--json", "courses").stdout)
+    assert SAMPLE_COURSE_ID in [c["id"] for c in courses]
+    exported = json.loads(run("exportbulk", "--json", "export", SAMPLE_COURSE_ID).stdout)
+    assert list(exported["successful_uploads"]) == [SAMPLE_COURSE_ID]
