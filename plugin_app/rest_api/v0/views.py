@@ -48,9 +48,7 @@ class BulkAPIView(APIView):
             return api_error(413, "The request body is too large.", "request_too_large")
         response = super().handle_exception(exc)
         if isinstance(exc, APIException):
-            detail = exc.detail
-            message = detail if isinstance(detail, str) else _flatten(detail)
-            response.data = {"developer_message": str(message), "error_code": exc.default_code}
+            response.data = {"developer_message": _flatten(exc.detail), "error_code": exc.default_code}
         return response
 
 
