@@ -25,8 +25,11 @@ def _unsafe_name(name: str) -> str | None:
         return "contains a backslash or NUL"
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         return "is an absolute path"
-    if ".." in name.split("/"):
+    segments = name.split("/")
+    if ".." in segments:
         return "contains '..'"
+    if "." in segments:
+        return "contains '.'"
     return None
 
 

@@ -307,6 +307,15 @@ GOOD_ZIP = {"a.pdf": b"%PDF"}
             "'..'",
         ),
         (
+            "dot segment",
+            manifest([{**GOOD_ROW, "file": "docs/."}]),
+            content_zip({**GOOD_ZIP, "docs/.": b"x"}),
+            "upload",
+            None,
+            "content",
+            "'.'",
+        ),
+        (
             "absolute path",
             manifest([GOOD_ROW]),
             content_zip({**GOOD_ZIP, "/etc/evil": b"x"}),
