@@ -26,6 +26,7 @@ ABOUT = load_about()
 APP_REQUIRES = [
     "Django>=5.2,<6.0",
     "djangorestframework>=3.15",
+    "drf-spectacular>=0.27",
     "edx-django-utils>=7.0",
     "edx-drf-extensions>=10.0",
     "edx-opaque-keys>=2.10",
@@ -63,6 +64,8 @@ setup(
         "standalone": ["gunicorn>=22.0", "PyMySQL>=1.1", "redis>=5.0"],
         "test": [
             "pytest>=8.0",
+            "hypothesis>=6.100",
+            "schemathesis>=4.0,<5",
             "pytest-django>=4.8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",

@@ -15,9 +15,8 @@ from typing import BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, transaction
 from django.db.models import Count, Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
@@ -28,6 +27,7 @@ from plugin_app.backends.base import CourseNotFound, UnitNotFound
 from plugin_app.content_zip import check_zip
 from plugin_app.data import ItemStatus, ProcessInfo, ProcessKind, ProcessStatus, RowError, UploadMode
 from plugin_app.export import export_many
+from plugin_app.lease import leased
 from plugin_app.manifest import ManifestRow, parse_manifest
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.report import write_report
@@ -36,7 +36,7 @@ from plugin_app.upload import process_row
 log = logging.getLogger(__name__)
 
 # Errors worth retrying the whole task for: the row itself may well be fine.
-TRANSIENT_ERRORS = (DatabaseError, BotoCoreError, ClientError, ConnectionError)
+TRANSIENT_ERRORS = (DatabaseError, InterfaceError, BotoCoreError, ClientError, ConnectionError)
 
 PERMISSION_DENIED = "Permission denied: you do not have Studio write access to this course."
 
@@ -102,25 +102,28 @@ def create_export(user, course_ids: list[str]) -> str:
 
 
 def run_export(process_id: str) -> None:
-    """Export every pending course of the process, concurrently; then write its report."""
-    process = _claim(process_id)
-    if process is None:
-        return
-    pending = {
-        CourseKey.from_string(item.course_id): item
-        for item in process.items.filter(status=ItemStatus.PENDING)
-    }
+    """Export every pending course of the process, concurrently; then write its report.
 
-    def on_done(course_key: CourseKey, name: str | None, error: str | None) -> None:
-        item = pending[course_key]
-        item.status = ItemStatus.SUCCESS if name else ItemStatus.FAILED
-        item.result = {"object": name} if name else {}
-        item.error = error or ""
-        item.finished_at = timezone.now()
-        item.save(update_fields=["status", "result", "error", "finished_at"])
+    Raises ProcessBusy when another runner holds the process.
+    """
+    with leased(process_id) as process:
+        if process is None:
+            return
+        pending = {
+            CourseKey.from_string(item.course_id): item
+            for item in process.items.filter(status=ItemStatus.PENDING)
+        }
 
-    export_many(pending, on_done)
-    _finish(process)
+        def on_done(course_key: CourseKey, name: str | None, error: str | None) -> None:
+            item = pending[course_key]
+            item.status = ItemStatus.SUCCESS if name else ItemStatus.FAILED
+            item.result = {"object": name} if name else {}
+            item.error = error or ""
+            item.finished_at = timezone.now()
+            item.save(update_fields=["status", "result", "error", "finished_at"])
+
+        export_many(pending, on_done)
+        _finish(process)
 
 
 # Upload -------------------------------------------------------------------------------------
@@ -177,11 +180,21 @@ def _check_course_access(user, rows: list[ManifestRow]) -> list[RowError]:
 
 
 def run_upload(process_id: str) -> None:
-    """Do every pending row of the process, saving each outcome; then write the report."""
-    process = _claim(process_id)
-    if process is None:
-        return
+    """Do every pending row of the process, saving each outcome; then write the report.
+
+    Raises ProcessBusy when another runner holds the process.
+    """
+    with leased(process_id) as process:
+        if process is None:
+            return
+        _run_rows(process)
+        _finish(process)
+        storage.get_storage().delete(process.content_name)
+
+
+def _run_rows(process: BulkProcess) -> None:
     backend = get_backend()
+    process_id = process.process_id.hex
     with storage.get_storage().open(process.content_name, "rb") as stream, zipfile.ZipFile(stream) as archive:
         for item in process.items.filter(status=ItemStatus.PENDING).order_by("position"):
             row = ManifestRow.from_data(item.position, item.course_id, item.data)
@@ -192,40 +205,57 @@ def run_upload(process_id: str) -> None:
                 item.status = ItemStatus.SUCCESS
             except TRANSIENT_ERRORS:
                 raise
-            except (CourseNotFound, UnitNotFound, ValueError) as exc:
+            except (CourseNotFound, UnitNotFound, ValueError, zipfile.BadZipFile) as exc:  # a corrupt entry
                 item.status, item.error = ItemStatus.FAILED, str(exc)
             except Exception:  # pylint: disable=broad-except
                 log.exception("Row %s of bulk upload %s failed", item.position, process_id)
                 item.status, item.error = ItemStatus.FAILED, "Unexpected error; see the server logs."
             item.finished_at = timezone.now()
             item.save(update_fields=["status", "result", "error", "finished_at"])
-    _finish(process)
-    storage.get_storage().delete(process.content_name)
 
 
 # Both ---------------------------------------------------------------------------------------
 
 
-def _claim(process_id: str) -> BulkProcess | None:
-    """Mark the process as processing; None when it has already ended."""
-    claimed = BulkProcess.objects.filter(
-        process_id=process_id, status__in=[ProcessStatus.QUEUED, ProcessStatus.PROCESSING]
-    ).update(status=ProcessStatus.PROCESSING, started_at=Coalesce("started_at", timezone.now()))
-    return BulkProcess.objects.select_related("owner").get(process_id=process_id) if claimed else None
-
-
 def _finish(process: BulkProcess) -> None:
-    process.report_name = write_report(process)
+    _report(process)
     process.status = ProcessStatus.COMPLETED
     process.finished_at = timezone.now()
-    process.save(update_fields=["report_name", "status", "finished_at"])
+    process.save(update_fields=["report_name", "error", "status", "finished_at"])
+
+
+def _report(process: BulkProcess) -> None:
+    """Store the report of the process; if the storage refuses, say so on the process instead.
+
+    The work is done and its outcome is in the database (the status API shows it): an unreachable
+    bucket must not leave the process unfinished.
+    """
+    try:
+        process.report_name = write_report(process)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        log.warning("Could not store the report of bulk process %s: %r", process.process_id.hex, exc)
+        process.error = "The report could not be stored; the counts above are complete."
 
 
 def fail_process(process_id: str, reason: str) -> None:
-    """Mark a process that could not run as Failed, with a reason safe to show."""
+    """Mark a process that could not run as Failed, with a reason safe to show.
+
+    The rows done so far are reported and the uploaded content is removed, as far as the
+    storage allows: it may be what failed.
+    """
     BulkProcess.objects.filter(process_id=process_id).exclude(status=ProcessStatus.COMPLETED).update(
         status=ProcessStatus.FAILED, error=reason, finished_at=timezone.now()
     )
+    process = BulkProcess.objects.get(process_id=process_id)
+    if process.status != ProcessStatus.FAILED:
+        return
+    try:
+        process.report_name = write_report(process)
+        process.save(update_fields=["report_name"])
+        if process.content_name:
+            storage.get_storage().delete(process.content_name)
+    except TRANSIENT_ERRORS as exc:
+        log.warning("Could not clean up after failed bulk process %s: %r", process_id, exc)
 
 
 def discard_process(process_id: str) -> None:

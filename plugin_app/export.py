@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.db import connections
 from opaque_keys.edx.keys import CourseKey
 
@@ -32,9 +33,16 @@ class ExportError(Exception):
 
 def export_course(course_key: CourseKey) -> str:
     """Export one course into storage; return the storage name of its tarball."""
-    name = storage.export_name(str(course_key))
+    try:
+        name = storage.export_name(str(course_key))
+    except (ValueError, SuspiciousFileOperation):
+        # e.g. an old-style key "../../x": its object key would leave the configured prefix.
+        raise ExportError("The course id cannot be used as a storage object name.") from None
     try:
         with get_backend().export_olx(course_key) as tree:
+            if not _safe_folder_name(tree.root_name):
+                # The tarball's top folder: ".." would make every member a path outside the extraction root.
+                raise ExportError(f"The course's url_name {tree.root_name!r} cannot name a folder.")
             with storage.open_writer(name, TARBALL_CONTENT_TYPE) as out:
                 write_tarball(tree, out, settings.EXPORTBULK_COMPRESSION_LEVEL)
     except CourseNotFound:
@@ -52,6 +60,10 @@ def export_course(course_key: CourseKey) -> str:
         # Backends may touch the database from this thread; give its connection back.
         connections.close_all()
     return name
+
+
+def _safe_folder_name(name: str) -> bool:
+    return name not in ("", ".", "..") and not any(c in name for c in "/\\\x00")
 
 
 def _storage_reason(exc: Exception) -> str:

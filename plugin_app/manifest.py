@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+import lzma
 import mimetypes
 import posixpath
 import zipfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 from defusedxml import DefusedXmlException
@@ -131,10 +134,11 @@ def _check_header(header: list[str]) -> list[RowError]:
         for name in REQUIRED_COLUMNS
         if name not in columns
     ]
+    # Counted once: a header of thousands of columns must not cost a quadratic scan.
     errors += [
         RowError(1, name, f"The column {name!r} appears twice.")
-        for name in set(columns)
-        if columns.count(name) > 1
+        for name, count in Counter(columns).items()
+        if count > 1
     ]
     return errors
 
@@ -228,12 +232,31 @@ def _check_unit(unit: str, course_id: str, error) -> None:
         error("unit", f"{unit!r} is not a unit of {course_id}.")
 
 
+# What reading a damaged entry raises: zipfile's own checks, and each decompressor's errors
+# (zlib, bz2's OSError, lzma), or ValueError for offsets that point before the file.
+_CORRUPT_ENTRY = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+)
+
+
 def _check_file_content(archive: zipfile.ZipFile, file: str, content_type: str, error) -> None:
     """Content that becomes a component must be readable as such: UTF-8 html, safe problem XML."""
     if content_type not in (ContentType.HTML, ContentType.PROBLEM):
         return
     try:
-        text = archive.read(file).decode("utf-8")
+        data = archive.read(file)
+    except _CORRUPT_ENTRY as exc:
+        # A bad CRC, data that does not match its declared size, a damaged stream: a row error, not a 500.
+        error("file", f"{file!r} cannot be read from the content ZIP: {exc}.")
+        return
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         error("file", f"{file!r} is not UTF-8 text.")
         return

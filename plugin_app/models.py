@@ -31,6 +31,8 @@ class BulkProcess(models.Model):
     # Storage names (in the exportbulk storage) of the uploaded content and of the report.
     content_name = models.CharField(max_length=512, blank=True)
     report_name = models.CharField(max_length=512, blank=True)
+    # Until when the runner of the process holds it (see ``lease``); None: nobody runs it.
+    lease_expires = models.DateTimeField(null=True, blank=True)
     # Why the process as a whole failed (status Failed); row errors live on the items.
     error = models.TextField(blank=True)
 

@@ -124,8 +124,11 @@ class _S3MultipartWriter:
         self._client, self._bucket, self._key, self._upload_id = client, bucket, key, upload_id
         self._buffer = bytearray()
         self._parts: list[dict] = []
+        self._failed = False
 
     def write(self, data: bytes) -> int:
+        if self._failed:  # the upload is being aborted; the writer's cleanup may still write
+            return len(data)
         self._buffer += data
         if len(self._buffer) >= PART_SIZE:
             self._send_part()
@@ -136,13 +139,17 @@ class _S3MultipartWriter:
 
     def _send_part(self) -> None:
         number = len(self._parts) + 1
-        answer = self._client.upload_part(
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            Body=bytes(self._buffer),
-        )
+        try:
+            answer = self._client.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=bytes(self._buffer),
+            )
+        except BaseException:
+            self._failed = True
+            raise
         self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
         self._buffer.clear()
 

@@ -8,6 +8,7 @@ Fixtures shared by the test suite: real peers wherever one runs here.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,8 @@ from botocore.config import Config
 
 from plugin_app.standalone.cli import SAMPLE_COURSES
 from plugin_app.standalone.processes import free_port, wait_for_port
+from tests.builders import SAMPLE_COURSE_ID
 
-SAMPLE_COURSE_ID = "course-v1:ExportBulk+Sample+2026"
 SHARED_OLX = Path(__file__).resolve().parents[2] / "shared" / "data" / "olx"
 SECRET = "test-secret-key-do-not-leak"
 
@@ -165,11 +166,38 @@ CLIENT_ID, CLIENT_SECRET = "exportbulk-test-client", "exportbulk-test-client-sec
 SERVICE_USER, SERVICE_PASSWORD = "exportbulk-service", "service-password"
 
 
-class LiveStack:
-    """A running standalone server and worker sharing one MariaDB database and one bucket."""
+class Redis:
+    """A Redis server of the stack's own, persisted as Tutor's is (AOF), so that it can be restarted."""
 
-    def __init__(self, root: Path, env: dict, base_url: str, bucket: str, s3):
+    def __init__(self, folder: Path):
+        folder.mkdir()
+        self.folder, self.port = folder, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        self.process.terminate()  # SIGTERM: Redis writes its AOF and exits
+        self.process.wait(15)
+
+
+class LiveStack:
+    """A running standalone server and worker sharing one MariaDB database, Redis and bucket.
+
+    S3 is reached through a fault proxy (forwarding untouched until a test sets its ``rule``).
+    """
+
+    def __init__(self, root: Path, env: dict, base_url: str, bucket: str, s3, redis: Redis, s3_proxy):
         self.root, self.env, self.base_url, self.bucket, self.s3 = root, env, base_url, bucket, s3
+        self.redis, self.s3_proxy = redis, s3_proxy
+        self.database = env["EXPORTBULK_DATABASE_URL"].rsplit("/", 1)[1]
         self.olx_root = Path(env["EXPORTBULK_OLX_ROOT"])
         self.workers: list[subprocess.Popen] = []
 
@@ -200,7 +228,32 @@ class LiveStack:
 
         return OpenedxRESTAPIClient(self.base_url, CLIENT_ID, CLIENT_SECRET, **kwargs)
 
-    def stop(self) -> None:
+    def restart_redis(self, down_seconds: float = 1.0) -> None:
+        import time
+
+        self.redis.stop()
+        time.sleep(down_seconds)
+        self.redis.start()
+
+    def kill_database_connections(self) -> int:
+        """Kill every MariaDB connection to the stack's database (server's and workers'); how many."""
+        ids = _mariadb(f"SELECT id FROM information_schema.processlist WHERE db = '{self.database}'")
+        for (connection_id,) in ids:
+            with contextlib.suppress(Exception):  # it may have ended meanwhile
+                _mariadb(f"KILL CONNECTION {connection_id}")
+        return len(ids)
+
+    def kill_workers(self) -> None:
+        """SIGKILL every running worker, as the OOM killer or a lost node would."""
+        import os
+        import signal
+
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(10)
+
+    def stop_workers(self) -> None:
         import os
         import signal
 
@@ -213,13 +266,14 @@ class LiveStack:
                     os.killpg(worker.pid, signal.SIGKILL)
 
 
-def _mariadb(sql: str) -> None:
+def _mariadb(sql: str) -> tuple:
     import pymysql
 
     connection = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql)
+            return cursor.fetchall()
     finally:
         connection.close()
 
@@ -229,7 +283,12 @@ def live(tmp_path_factory, moto_endpoint):
     """The standalone server (gunicorn) and one worker, provisioned, on MariaDB, Redis and moto."""
     import os
 
+    from tests.faults import FaultProxy
+
     root = tmp_path_factory.mktemp("live")
+    redis = Redis(root / "redis")
+    redis.start()
+    s3_proxy = FaultProxy(moto_endpoint).__enter__()
     database = f"exportbulk_test_{uuid.uuid4().hex[:8]}"
     _mariadb(f"CREATE DATABASE {database} CHARACTER SET utf8mb4")
     bucket_name = f"live-{uuid.uuid4().hex[:12]}"
@@ -242,17 +301,16 @@ def live(tmp_path_factory, moto_endpoint):
         "EXPORTBULK_HOME": str(root / "home"),
         "EXPORTBULK_OLX_ROOT": str(root / "courses"),
         "EXPORTBULK_DATABASE_URL": MARIADB_URL.format(name=database),
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/11",
-        "EXPORTBULK_CELERY_QUEUE": f"exportbulk-test-{uuid.uuid4().hex[:8]}",
+        "CELERY_BROKER_URL": redis.url,
         "EXPORTBULK_BUCKET": bucket_name,
-        "EXPORTBULK_S3_ENDPOINT_URL": moto_endpoint,
+        "EXPORTBULK_S3_ENDPOINT_URL": s3_proxy.url,
         "AWS_ACCESS_KEY_ID": "testing-key-id",
         "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
         "EXPORTBULK_TOKEN_EXPIRE_SECONDS": "3600",
         "DJANGO_SETTINGS_MODULE": "plugin_app.standalone.settings",
     }
-    stack = LiveStack(root, env, f"http://127.0.0.1:{port}", bucket_name, s3)
+    stack = LiveStack(root, env, f"http://127.0.0.1:{port}", bucket_name, s3, redis, s3_proxy)
     stack.command(
         "provision",
         "--username",
@@ -278,7 +336,9 @@ def live(tmp_path_factory, moto_endpoint):
         stack.start_worker()
         yield stack
     finally:
-        stack.stop()
+        stack.stop_workers()
         server.terminate()
         server.wait(15)
+        s3_proxy.__exit__(None, None, None)
+        redis.stop()
         _mariadb(f"DROP DATABASE IF EXISTS {database}")

@@ -13,6 +13,16 @@ import requests
 
 from plugin_app.models import BulkProcess
 from tests.conftest import SAMPLE_COURSE_ID, edx_cleaner_errors, shared_courses
+from tests.faults import (
+    DROP,
+    SERVER_ERROR,
+    THROTTLED,
+    Fault,
+    FaultProxy,
+    FaultRule,
+    is_upload_part,
+    once_per_key,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +81,28 @@ def test_export_uploads_studio_layout_tarball_with_presigned_url(
     head = s3.head_object(Bucket=bucket_name, Key=f"{SAMPLE_COURSE_ID}.tar.gz")
     assert head["ContentType"] == "application/gzip"
     assert "ContentEncoding" not in head  # or HTTP clients would gunzip the download
+
+
+def test_tarball_holds_the_course_only_without_links_vcs_folders_or_owners(
+    client_for, staff, sample_course, bucket
+):
+    s3, bucket_name = bucket
+    expected = source_files(sample_course)
+    (sample_course / "static" / "passwd.txt").symlink_to("/etc/passwd")
+    (sample_course / "outside").symlink_to("/etc", target_is_directory=True)
+    (sample_course / ".git").mkdir()
+    (sample_course / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    response = client_for(staff).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
+
+    assert response.status_code == 200, response.content
+    data = s3.get_object(Bucket=bucket_name, Key=f"{SAMPLE_COURSE_ID}.tar.gz")["Body"].read()
+    assert tarball_files(data)[1] == expected
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        members = tar.getmembers()
+    assert {m.type for m in members} == {tarfile.DIRTYPE, tarfile.REGTYPE}
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
+    names = [m.name for m in members]
+    assert names[0] == "2026" and names.index("2026/course.xml") > 0  # folders before what they hold
 
 
 def test_export_partial_failure_keeps_successes(client_for, author, olx_root, bucket):
@@ -201,25 +233,72 @@ def test_export_to_local_storage_serves_signed_expiring_urls(
     assert not list(local_storage.rglob(".partial-*"))
 
 
-def test_storage_failure_midway_aborts_the_upload_and_leaves_no_object(
-    client_for, staff, sample_course, bucket, settings, moto_endpoint
-):
+def _on_parts(fault: Fault, part: str | None = None) -> FaultRule:
+    """``fault`` on every UploadPart request (or only on part number ``part``)."""
+    return lambda method, query: (
+        fault if is_upload_part(method, query) and part in (None, *query["partNumber"]) else None
+    )
+
+
+def _on_complete(method: str, query: dict) -> Fault | None:
+    return SERVER_ERROR if method == "POST" and "uploadId" in query else None
+
+
+@pytest.fixture
+def big_course(sample_course) -> Path:
+    """The sample course with 20 MiB of incompressible data: its tarball takes three 8 MiB parts."""
     import os
 
-    from tests.faults import FaultProxy
-
-    s3, bucket_name = bucket
-    # Incompressible, so the tarball needs three 8 MiB parts.
     (sample_course / "static" / "big.bin").write_bytes(os.urandom(20 * 1024 * 1024))
-    with FaultProxy(moto_endpoint, lambda method, query: query.get("partNumber") == ["2"]) as proxy:
+    return sample_course
+
+
+def _export_through(proxy_rule: FaultRule, client, moto_endpoint, settings):
+    with FaultProxy(moto_endpoint, proxy_rule) as proxy:
         settings.EXPORTBULK_S3_ENDPOINT_URL = proxy.url
-        response = client_for(staff).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
+        response = client.post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
+    settings.EXPORTBULK_S3_ENDPOINT_URL = moto_endpoint
+    return response, proxy
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        pytest.param(once_per_key(_on_parts(SERVER_ERROR)), id="500 once per part"),
+        pytest.param(once_per_key(_on_parts(THROTTLED)), id="503 SlowDown once per part"),
+        pytest.param(once_per_key(_on_parts(DROP)), id="connection dropped once per part"),
+        pytest.param(_on_parts(Fault(delay=0.5)), id="slow answers to every part"),
+        pytest.param(once_per_key(_on_complete), id="500 once on completion"),
+    ],
+)
+def test_transient_storage_faults_are_retried_and_the_export_is_whole(
+    client_for, staff, big_course, bucket, settings, moto_endpoint, rule
+):
+    s3, bucket_name = bucket
+    response, proxy = _export_through(rule, client_for(staff), moto_endpoint, settings)
+
+    assert response.status_code == 200, response.json()
+    assert sum(proxy.faults.values()) >= 1
+    (key,) = tarball_keys(s3, bucket_name)
+    _, files = tarball_files(s3.get_object(Bucket=bucket_name, Key=key)["Body"].read())
+    assert files == source_files(big_course)
+    assert s3.list_multipart_uploads(Bucket=bucket_name).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize(
+    "fault", [pytest.param(f, id=f.code if f.status else "drop") for f in (SERVER_ERROR, THROTTLED, DROP)]
+)
+def test_persistent_storage_fault_midway_fails_the_course_and_leaves_no_object(
+    client_for, staff, big_course, bucket, settings, moto_endpoint, fault
+):
+    s3, bucket_name = bucket
+    response, proxy = _export_through(_on_parts(fault, part="2"), client_for(staff), moto_endpoint, settings)
 
     assert response.status_code == 400
     reason = response.json()["failed_uploads"][SAMPLE_COURSE_ID]
     assert reason.startswith("Storage error")
     assert "test-secret" not in reason
-    assert proxy.dropped >= 1
+    assert sum(proxy.faults.values()) == 4  # the first attempt and 3 retries (storage.py), then it gives up
     assert tarball_keys(s3, bucket_name) == []
     assert s3.list_multipart_uploads(Bucket=bucket_name).get("Uploads", []) == []
 

@@ -16,12 +16,11 @@ import sys
 import tarfile
 import time
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
 import requests
 
-from tests.builders import PNG, PROBLEM, SRT, content_zip, manifest
+from tests.builders import mixed_upload, unit_children
 from tests.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -86,49 +85,10 @@ def test_async_export_runs_in_the_worker_and_reports_urls(live):
     assert process_id in [u["processId"] for u in listed["uploads"]]
 
 
-def _mixed_upload(rows_count: int, unit: str) -> tuple[bytes, bytes]:
-    rows, files = [], {}
-    for i in range(rows_count):
-        kind = i % 5
-        if kind == 0:
-            name = f"pages/p{i}.html"
-            files[name] = f"<p>page {i}</p>".encode()
-            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit})
-        elif kind == 1:
-            name = f"problems/q{i}.xml"
-            files[name] = PROBLEM
-            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit})
-        elif kind == 2:
-            name, srt = f"v{i}.mp4", f"v{i}.srt"
-            files[name], files[srt] = b"\x00mp4" * 10, SRT
-            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit, "transcript": srt})
-        elif kind == 3:
-            name = f"d{i}.pdf"
-            files[name] = b"%PDF-1.4 " + bytes(str(i), "ascii")
-            rows.append(
-                {"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit, "display_name": f"Doc {i}"}
-            )
-        else:
-            name = f"img{i}.png"
-            files[name] = PNG
-            rows.append({"course_id": SAMPLE_COURSE_ID, "file": name, "unit": unit, "type": "asset"})
-    return manifest(rows), content_zip(files)
-
-
-def _unit_children(course, title: str) -> list[str]:
-    units = [
-        p
-        for p in (course / "vertical").glob("*.xml")
-        if ElementTree.parse(p).getroot().get("display_name") == title
-    ]
-    assert len(units) == 1, f"{len(units)} units titled {title!r}"
-    return [c.get("url_name") for c in ElementTree.parse(units[0]).getroot()]
-
-
 def test_bulk_upload_of_hundreds_of_mixed_rows_by_the_worker(live, tmp_path):
     course = live.olx_root / "sample"
     errors_before = edx_cleaner_errors(course)
-    manifest_bytes, zip_bytes = _mixed_upload(300, "Live Section / Live Subsection / Live Unit")
+    manifest_bytes, zip_bytes = mixed_upload(300, "Live Section / Live Subsection / Live Unit")
     (tmp_path / "m.csv").write_bytes(manifest_bytes)
     (tmp_path / "c.zip").write_bytes(zip_bytes)
     client = live.client()
@@ -147,7 +107,7 @@ def test_bulk_upload_of_hundreds_of_mixed_rows_by_the_worker(live, tmp_path):
         csv.DictReader(io.StringIO(requests.get(final["report"], timeout=30).content.decode("utf-8-sig")))
     )
     assert len(report) == 300 and {r["status"] for r in report} == {"success"}
-    children = _unit_children(course, "Live Unit")
+    children = unit_children(course, "Live Unit")
     assert children == [r["usage_key"].rsplit("@", 1)[1] for r in report]
     assert edx_cleaner_errors(course) <= errors_before
     # The course still exports, with what was uploaded.
@@ -159,7 +119,7 @@ def test_bulk_upload_of_hundreds_of_mixed_rows_by_the_worker(live, tmp_path):
 
 def test_killed_worker_is_replaced_and_the_process_completes_without_duplicates(live, tmp_path):
     course = live.olx_root / "sample"
-    manifest_bytes, zip_bytes = _mixed_upload(400, "Crash Section / Crash Subsection / Crash Unit")
+    manifest_bytes, zip_bytes = mixed_upload(400, "Crash Section / Crash Subsection / Crash Unit")
     (tmp_path / "m.csv").write_bytes(manifest_bytes)
     (tmp_path / "c.zip").write_bytes(zip_bytes)
     client = live.client()
@@ -182,7 +142,7 @@ def test_killed_worker_is_replaced_and_the_process_completes_without_duplicates(
     final = list(client.wait(process_id, kind="upload", interval=0.2, timeout=300))[-1]
     assert final["status"] == "Completed"
     assert (final["totalCount"], final["successCount"], final["failedCount"]) == (400, 400, 0)
-    children = _unit_children(course, "Crash Unit")
+    children = unit_children(course, "Crash Unit")
     assert len(children) == 400 == len(set(children))
 
 

@@ -275,14 +275,20 @@ def test_oauth_secret_is_generated_once(project, tmp_path):
     assert saved["EXPORTBULK_OAUTH2_CLIENT_SECRET"] == secret
 
 
-def test_aws_secret_is_rendered_into_settings_only(project):
+def files_holding(project: Project, secret: str) -> set[str]:
     env = project.root / "env"
-    holders = {
+    return {
         path.relative_to(env).as_posix()
         for path in env.rglob("*")
-        if path.is_file() and AWS_SECRET in path.read_text(encoding="utf-8", errors="ignore")
+        if path.is_file() and secret in path.read_text(encoding="utf-8", errors="ignore")
     }
-    assert holders == set(SETTINGS_FILES)
+
+
+def test_secrets_are_rendered_only_where_they_are_needed(project):
+    # The AWS secret: the LMS and CMS settings; the OAuth2 client secret: nowhere (the init job
+    # is rendered when it runs, and the client CLI reads it from config.yml).
+    assert files_holding(project, AWS_SECRET) == set(SETTINGS_FILES)
+    assert files_holding(project, project.value("EXPORTBULK_OAUTH2_CLIENT_SECRET")) == set()
 
 
 # With tutor-minio ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     # ISA-L compression level of export tarballs, 0 (fastest) to 3 (smallest); output is plain gzip.
     "EXPORTBULK_COMPRESSION_LEVEL": 1,
     "EXPORTBULK_UPLOAD_MAX_ROWS": 1000,
-    # Limits on the content ZIP of a bulk upload.
+    # Limits on the content ZIP of a bulk upload (the first also bounds the ZIP file's own size).
     "EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES": 2 * 1024**3,
     "EXPORTBULK_UPLOAD_MAX_COMPRESSION_RATIO": 100,
     "EXPORTBULK_UPLOAD_MAX_CELL_CHARS": 1000,
@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTBULK_COURSE_BACKEND": "",
     # Folder of OLX course directories for the olx_directory backend.
     "EXPORTBULK_OLX_ROOT": "",
+    # A worker running a process renews its hold on it at a third of this; another delivery of the
+    # task takes over when the hold has not been renewed for this long (its worker died).
+    "EXPORTBULK_LEASE_SECONDS": 60,
     # Celery queue of the app's tasks (the CMS worker's default queue under Tutor).
     "EXPORTBULK_CELERY_QUEUE": "",
     # Authentication classes of the REST API, as dotted paths.

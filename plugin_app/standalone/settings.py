@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "rest_framework",
     "oauth2_provider",
+    "drf_spectacular",
     "plugin_app.apps.ExportBulkConfig",
 ]
 MIDDLEWARE = [
@@ -85,6 +86,8 @@ def database(url: str) -> dict:
             "PORT": str(parsed.port or 3306),
             "OPTIONS": {"charset": "utf8mb4"},
             "CONN_MAX_AGE": 60,
+            # A connection the server dropped is replaced at the next request, not failed with.
+            "CONN_HEALTH_CHECKS": True,
             "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
         }
     raise ValueError(f"EXPORTBULK_DATABASE_URL: unsupported scheme {parsed.scheme!r} (sqlite or mysql)")
@@ -122,6 +125,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "tutor-exportbulk",
+    "DESCRIPTION": "Bulk course export to S3 and bulk content upload for Open edX (Studio's API).",
+    "VERSION": "v0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema documents the app's API only, not the standalone project's own helpers.
+    "PREPROCESSING_HOOKS": ["plugin_app.standalone.urls.only_the_apps_endpoints"],
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # Celery: a real broker when one is given, else tasks run in the web process.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from plugin_app.data import UploadMode
+
 
 class _StrictCharField(serializers.CharField):
     """A string, and only a string (DRF's CharField would turn 12 into "12")."""
@@ -21,14 +23,17 @@ class ExportRequestSerializer(serializers.Serializer):
     courses = serializers.ListField(child=_StrictCharField(max_length=255), required=False, allow_empty=False)
     org = _StrictCharField(required=False, max_length=255)
     all = serializers.BooleanField(required=False, default=False)
-    run_async = serializers.BooleanField(required=False, default=False)
+    # Sent as "async" (a Python keyword, hence the rename in get_fields).
+    run_async = serializers.BooleanField(required=False, default=False, source="run_async")
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        fields["async"] = fields.pop("run_async")
+        return fields
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
-        data = dict(data)
-        if "async" in data:
-            data["run_async"] = data.pop("async")
         return super().to_internal_value(data)
 
     def validate_courses(self, courses: list[str]) -> list[str]:
@@ -51,3 +56,13 @@ class ExportRequestSerializer(serializers.Serializer):
                 'Give exactly one of "courses" (a list of course ids), "org" or "all": true.'
             )
         return attrs
+
+
+class BulkUploadRequestSerializer(serializers.Serializer):
+    """The multipart form of a bulk upload; documents it (the view reads the form itself)."""
+
+    file = serializers.FileField(help_text="The CSV manifest: course_id, file, and optional columns.")
+    content = serializers.FileField(help_text="The ZIP holding every file the manifest names.")
+    mode = serializers.ChoiceField(
+        choices=[m.value for m in UploadMode], required=False, help_text="When no operation-mode header."
+    )

@@ -12,20 +12,24 @@ import logging
 
 from django.conf import settings
 from django.core import signing
-from django.core.exceptions import RequestDataTooBig
-from django.http import FileResponse, Http404
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import FileResponse
 from django.utils.module_loading import import_string
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import status
 from rest_framework.exceptions import APIException
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from plugin_app import api, storage, tasks
 from plugin_app.data import ProcessKind, RowError, UploadMode
+from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.envelope import absolute_urls, envelope, format_time, process_result
-from plugin_app.rest_api.v0.serializers import ExportRequestSerializer
+from plugin_app.rest_api.v0.serializers import BulkUploadRequestSerializer, ExportRequestSerializer
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +48,21 @@ class BulkAPIView(APIView):
         return [import_string(path)() for path in settings.EXPORTBULK_AUTHENTICATION_CLASSES]
 
     def handle_exception(self, exc):
-        if isinstance(exc, RequestDataTooBig):
-            return api_error(413, "The request body is too large.", "request_too_large")
+        for kind, (status_code, message, code) in _REQUEST_LIMITS.items():
+            if isinstance(exc, kind):
+                return api_error(status_code, message, code)
         response = super().handle_exception(exc)
         if isinstance(exc, APIException):
             response.data = {"developer_message": _flatten(exc.detail), "error_code": exc.default_code}
         return response
+
+
+# Django's own limits on a request (DATA_UPLOAD_MAX_*), met while DRF parses it.
+_REQUEST_LIMITS = {
+    RequestDataTooBig: (413, "The request body is too large.", "request_too_large"),
+    TooManyFieldsSent: (400, "The request has too many form fields.", "too_many_fields"),
+    TooManyFilesSent: (400, "The request has too many files.", "too_many_files"),
+}
 
 
 def _flatten(detail) -> str:
@@ -80,6 +93,24 @@ class ExportView(BulkAPIView):
     * 202 ``{"processId": ...}`` for ``"async": true``; see ``export/status/<processId>``.
     """
 
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="bulk_export",
+        request=ExportRequestSerializer,
+        responses={
+            200: schema.ExportResultSerializer,
+            202: schema.ProcessIdSerializer,
+            400: OpenApiResponse(
+                schema.EXPORT_FAILURE,
+                "Some course failed (the others are kept), or the body is malformed (nothing exported).",
+            ),
+            413: schema.ErrorSerializer,
+            415: schema.ErrorSerializer,
+            503: schema.ErrorSerializer,
+            **schema.AUTH_ERRORS,
+        },
+    )
     def post(self, request):
         serializer = ExportRequestSerializer(data=request.data)
         if not serializer.is_valid():
@@ -129,6 +160,9 @@ class _StatusView(BulkAPIView):
     kind: ProcessKind
     api_id: str
 
+    @extend_schema(
+        responses={200: schema.ProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS},
+    )
     def get(self, request, process_id: str):
         try:
             info = api.get_process(request.user, self.kind, process_id)
@@ -143,6 +177,13 @@ class _StatusListView(BulkAPIView):
     api_id: str
     page_size = 20
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("page", int, description="Page number, from 1."),
+            OpenApiParameter("page_size", int, description="Processes per page, 1 to 100."),
+        ],
+        responses={200: schema.ProcessPageEnvelope, 400: schema.EmptyEnvelope, **schema.AUTH_ERRORS},
+    )
     def get(self, request):
         try:
             page = max(1, int(request.query_params.get("page", "1")))
@@ -214,6 +255,26 @@ class BulkUploadView(BulkAPIView):
 
     api_id = "api.bulkupload.content"
 
+    @extend_schema(
+        operation_id="bulk_upload",
+        request={"multipart/form-data": BulkUploadRequestSerializer},
+        parameters=[
+            OpenApiParameter(
+                "operation-mode",
+                str,
+                OpenApiParameter.HEADER,
+                enum=[m.value for m in UploadMode],
+                description="The mode; the form field 'mode' is read when the header is absent.",
+            )
+        ],
+        responses={
+            200: schema.UploadQueuedEnvelope,
+            400: schema.RowErrorsEnvelope,
+            413: schema.ErrorSerializer,
+            503: schema.ErrorSerializer,
+            **schema.AUTH_ERRORS,
+        },
+    )
     def post(self, request):
         errors = []
         manifest, content = request.FILES.get("file"), request.FILES.get("content")
@@ -227,6 +288,11 @@ class BulkUploadView(BulkAPIView):
         limit = settings.EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES
         if manifest is not None and manifest.size > limit:
             errors.append(RowError(None, "file", f"The manifest is larger than {limit} bytes."))
+        # The ZIP holds at most this much once uncompressed; a bigger ZIP is padded with junk.
+        limit = settings.EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES
+        if content is not None and content.size > limit:
+            message = f"The ZIP is {content.size} bytes; the limit is {limit}."
+            errors.append(RowError(None, "content", message))
         if errors:
             return self._rejected(
                 "INVALID_REQUEST", "The request is incomplete; nothing was uploaded.", errors
@@ -251,12 +317,20 @@ class FileDownloadView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        auth=[],
+        responses={
+            (200, "application/gzip"): OpenApiResponse(OpenApiTypes.BINARY, "An exported course."),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, "A bulk upload report."),
+            404: OpenApiResponse(schema.ErrorSerializer, "Unknown, tampered or expired link."),
+        },
+    )
     def get(self, request, token: str):
         try:
             name = storage.unsign_download_token(token)
         except signing.BadSignature:
-            raise Http404("Unknown or expired download link.") from None
+            name = None
         store = storage.get_storage()
-        if not store.exists(name):
-            raise Http404("Unknown or expired download link.")
+        if name is None or not store.exists(name):
+            return api_error(404, "Unknown or expired download link.", "not_found")
         return FileResponse(store.open(name, "rb"), as_attachment=True, filename=name.rsplit("/", 1)[-1])

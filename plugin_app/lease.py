@@ -1,0 +1,90 @@
+"""
+One runner per process at a time, even when the broker delivers its task twice.
+
+Celery on Redis delivers an unacknowledged task again once its visibility timeout has passed,
+even to a second worker while the first is still running it (a long export can outlast the
+timeout), and a worker killed mid-task leaves its task to be delivered again. The runner of a
+process holds a lease on it, renewed in the background while it works: another delivery that
+finds the lease held waits for it to end or to expire (its holder died), then takes over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, connection
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from plugin_app.data import ProcessStatus
+from plugin_app.models import BulkProcess
+
+log = logging.getLogger(__name__)
+
+_RUNNING = [ProcessStatus.QUEUED, ProcessStatus.PROCESSING]
+
+
+class ProcessBusy(Exception):
+    """Another runner holds the process; try again in ``retry_in`` seconds."""
+
+    def __init__(self, process_id: str, retry_in: int):
+        super().__init__(f"Bulk process {process_id} is being run elsewhere.")
+        self.retry_in = retry_in
+
+
+def _expiry():
+    return timezone.now() + timedelta(seconds=settings.EXPORTBULK_LEASE_SECONDS)
+
+
+@contextlib.contextmanager
+def leased(process_id: str) -> Iterator[BulkProcess | None]:
+    """The process, held for the ``with`` block; None when it has already ended.
+
+    Raises ProcessBusy when another runner holds it.
+    """
+    now = timezone.now()
+    claimed = (
+        BulkProcess.objects.filter(process_id=process_id, status__in=_RUNNING)
+        .filter(Q(lease_expires__isnull=True) | Q(lease_expires__lt=now))
+        .update(
+            status=ProcessStatus.PROCESSING,
+            started_at=Coalesce("started_at", now),
+            lease_expires=_expiry(),
+        )
+    )
+    if not claimed:
+        if BulkProcess.objects.filter(process_id=process_id, status__in=_RUNNING).exists():
+            raise ProcessBusy(process_id, settings.EXPORTBULK_LEASE_SECONDS)
+        yield None
+        return
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(process_id, stop), daemon=True, name="exportbulk-lease")
+    renewer.start()
+    try:
+        yield BulkProcess.objects.select_related("owner").get(process_id=process_id)
+    finally:
+        stop.set()
+        renewer.join()
+        # The work may have ended on a dead connection; an expired lease is as good as a released one.
+        connection.close_if_unusable_or_obsolete()
+        with contextlib.suppress(DatabaseError, InterfaceError):
+            BulkProcess.objects.filter(process_id=process_id).update(lease_expires=None)
+
+
+def _renew(process_id: str, stop: threading.Event) -> None:
+    """Push the lease's end forward until told to stop (a third of the lease, each time)."""
+    try:
+        while not stop.wait(settings.EXPORTBULK_LEASE_SECONDS / 3):
+            try:
+                BulkProcess.objects.filter(process_id=process_id).update(lease_expires=_expiry())
+            except (DatabaseError, InterfaceError) as exc:
+                log.warning("Could not renew the lease of bulk process %s: %r", process_id, exc)
+                connection.close()
+    finally:
+        connection.close()

@@ -1,0 +1,130 @@
+"""
+Shapes of the answers, for the OpenAPI schema only (drf-spectacular, as edx-platform uses).
+
+The views build their answers as plain dicts; these serializers describe them so that the
+schema is exact enough for schemathesis to check every answer against it.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
+from rest_framework import serializers
+
+from plugin_app.data import ProcessStatus
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The platform's error body (``DeveloperErrorViewMixin``)."""
+
+    developer_message = serializers.CharField()
+    error_code = serializers.CharField()
+
+
+class ExportResultSerializer(serializers.Serializer):
+    successful_uploads = serializers.DictField(child=serializers.URLField(), help_text="course id: URL")
+    failed_uploads = serializers.DictField(child=serializers.CharField(), help_text="course id: reason")
+
+
+class ProcessIdSerializer(serializers.Serializer):
+    processId = serializers.CharField()  # noqa: N815 (the Sunbird API's name)
+
+
+class _ParamsSerializer(serializers.Serializer):
+    resmsgid = serializers.UUIDField()
+    msgid = serializers.UUIDField()
+    err = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    errmsg = serializers.CharField(allow_null=True)
+
+
+class _EmptySerializer(serializers.Serializer):
+    pass
+
+
+class _RowErrorSerializer(serializers.Serializer):
+    row = serializers.IntegerField(allow_null=True, help_text="Spreadsheet line (header = 1); null: request")
+    column = serializers.CharField()
+    message = serializers.CharField()
+
+
+class _RowErrorsSerializer(serializers.Serializer):
+    errors = _RowErrorSerializer(many=True)
+
+
+class _ProcessSerializer(serializers.Serializer):
+    processId = serializers.CharField()  # noqa: N815
+    status = serializers.ChoiceField(choices=[s.value for s in ProcessStatus])
+    totalCount = serializers.IntegerField()  # noqa: N815
+    successCount = serializers.IntegerField()  # noqa: N815
+    failedCount = serializers.IntegerField()  # noqa: N815
+    startTime = serializers.CharField()  # noqa: N815
+    endTime = serializers.CharField(required=False)  # noqa: N815
+    report = serializers.URLField(required=False, allow_null=True, help_text="CSV report, once finished")
+    error = serializers.CharField(required=False, help_text="Why the process failed as a whole")
+    successful_uploads = serializers.DictField(child=serializers.URLField(), required=False)
+    failed_uploads = serializers.DictField(child=serializers.CharField(), required=False)
+
+
+class _ProcessSummarySerializer(serializers.Serializer):
+    processId = serializers.CharField()  # noqa: N815
+    uploadedDate = serializers.CharField()  # noqa: N815
+    status = serializers.ChoiceField(choices=[s.value for s in ProcessStatus])
+
+
+class _ProcessPageSerializer(serializers.Serializer):
+    userId = serializers.IntegerField()  # noqa: N815
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    uploads = _ProcessSummarySerializer(many=True)
+
+
+def _envelope(name: str, result: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The Sunbird envelope around one kind of ``result``."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "id": serializers.CharField(),
+            "ver": serializers.CharField(),
+            "ts": serializers.CharField(),
+            "params": _ParamsSerializer(),
+            "responseCode": serializers.CharField(),
+            "result": result(),
+        },
+    )
+
+
+ProcessEnvelope = _envelope("ProcessEnvelope", _ProcessSerializer)
+ProcessPageEnvelope = _envelope("ProcessPageEnvelope", _ProcessPageSerializer)
+RowErrorsEnvelope = _envelope("RowErrorsEnvelope", _RowErrorsSerializer)
+EmptyEnvelope = _envelope("EmptyEnvelope", _EmptySerializer)
+UploadQueuedEnvelope = _envelope("UploadQueuedEnvelope", ProcessIdSerializer)
+
+EXPORT_FAILURE = PolymorphicProxySerializer(
+    component_name="ExportFailure",
+    serializers=[ExportResultSerializer, ErrorSerializer],
+    resource_type_field_name=None,
+)
+
+# Answers every authenticated view may give besides its own.
+AUTH_ERRORS = {
+    401: OpenApiResponse(ErrorSerializer, "No valid credentials."),
+    403: OpenApiResponse(ErrorSerializer, "Credentials valid, access refused."),
+}
+
+
+class JwtAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The platform's JWT header (``Authorization: JWT <token>``), as drf-spectacular should show it."""
+
+    target_class = "edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication"
+    name = "jwtAuth"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "JWT <token> (an access token with token_type=jwt).",
+        }
