@@ -188,15 +188,19 @@ def run_upload(process_id: str) -> None:
         if process is None:
             return
         _run_rows(process)
-        _finish(process)
+        # Before the process shows as Completed, so that Completed means nothing is left to do.
         storage.get_storage().delete(process.content_name)
+        _finish(process)
 
 
 def _run_rows(process: BulkProcess) -> None:
     backend = get_backend()
     process_id = process.process_id.hex
+    pending = list(process.items.filter(status=ItemStatus.PENDING).order_by("position"))
+    if not pending:  # a run that ended after removing the content
+        return
     with storage.get_storage().open(process.content_name, "rb") as stream, zipfile.ZipFile(stream) as archive:
-        for item in process.items.filter(status=ItemStatus.PENDING).order_by("position"):
+        for item in pending:
             row = ManifestRow.from_data(item.position, item.course_id, item.data)
             try:
                 item.result = process_row(

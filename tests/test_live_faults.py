@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import random
 import statistics
 import time
@@ -24,6 +25,8 @@ from tests.faults import DROP, SERVER_ERROR, THROTTLED, Fault, once_per_key
 
 pytestmark = pytest.mark.live
 
+# `make soak` sets EXPORTBULK_SOAK=10: ten times the kills and the load.
+SOAK = int(os.environ.get("EXPORTBULK_SOAK", "1"))
 FAST_RESUME = {"EXPORTBULK_VISIBILITY_TIMEOUT": "3", "EXPORTBULK_LEASE_SECONDS": "2"}
 
 
@@ -45,7 +48,7 @@ def wait_for_rows(client, process_id: str, rows: int, timeout: float = 120) -> N
 
 
 def assert_bucket_clean(live) -> None:
-    """No multipart upload left open and no uploaded content left behind."""
+    """No multipart upload left open and no uploaded content left behind (all processes ended)."""
     assert live.s3.list_multipart_uploads(Bucket=live.bucket).get("Uploads", []) == []
     keys = [o["Key"] for o in live.s3.list_objects_v2(Bucket=live.bucket).get("Contents", [])]
     assert [k for k in keys if k.startswith("uploads/")] == []
@@ -63,7 +66,8 @@ def assert_upload_consistent(live, client, process_id: str, rows: int, unit: str
     children = unit_children(live.olx_root / "sample", unit.rsplit("/", 1)[-1].strip())
     assert sorted(children) == sorted(r["usage_key"].rsplit("@", 1)[1] for r in report)
     assert len(children) == len(set(children)) == rows
-    assert_bucket_clean(live)
+    listing = live.s3.list_objects_v2(Bucket=live.bucket, Prefix=f"uploads/{process_id}")
+    assert listing.get("KeyCount") == 0, "the uploaded content outlived its process"
     return final
 
 
@@ -94,23 +98,26 @@ def test_redis_restart_during_a_bulk_upload_loses_and_repeats_nothing(live, tmp_
     answer = client.export_courses([SAMPLE_COURSE_ID], async_=True)
     final = list(client.wait(answer["processId"], kind="export", interval=0.2, timeout=120))[-1]
     assert final["status"] == "Completed" and final["successCount"] == 1
+    assert_bucket_clean(live)
 
 
 def test_worker_killed_at_random_points_again_and_again(live, tmp_path):
     client = live.client()
-    unit = "Kill Section / Kill Subsection / Kill Unit"
     restart_workers(live, **FAST_RESUME)
-    process_id = start_upload(live, tmp_path, 500, unit, client)
     rng = random.Random(20261123)
-    kills = []
-    for _ in range(4):
-        time.sleep(rng.uniform(0.3, 2.5))
-        kills.append(client.upload_status(process_id)["successCount"])
-        live.kill_workers()
-        live.start_worker(**FAST_RESUME)
+    for round_ in range(SOAK):
+        unit = f"Kill Section / Kill Subsection / Kill Unit {round_}"
+        process_id = start_upload(live, tmp_path, 500, unit, client)
+        kills = []
+        for _ in range(4):
+            time.sleep(rng.uniform(0.3, 2.5))
+            kills.append(client.upload_status(process_id)["successCount"])
+            live.kill_workers()
+            live.start_worker(**FAST_RESUME)
 
-    assert kills[-1] < 500, "the process ended before the last kill: make it longer"
-    assert_upload_consistent(live, client, process_id, 500, unit)
+        assert kills[-1] < 500, "the process ended before the last kill: make it longer"
+        assert_upload_consistent(live, client, process_id, 500, unit)
+    assert_bucket_clean(live)
 
 
 def test_database_connections_dropped_during_an_upload_and_an_export(live, tmp_path):
@@ -129,6 +136,7 @@ def test_database_connections_dropped_during_an_upload_and_an_export(live, tmp_p
     assert_upload_consistent(live, client, process_id, 400, unit)
     export = list(client.wait(export_id, kind="export", interval=0.2, timeout=120))[-1]
     assert export["status"] == "Completed" and export["successCount"] == 1
+    assert_bucket_clean(live)
 
 
 @pytest.mark.parametrize(
@@ -148,12 +156,14 @@ def test_storage_faults_during_a_bulk_upload_are_retried(live, tmp_path, label, 
         live.s3_proxy.rule = None
     assert sum(live.s3_proxy.faults.values()) > faults_before
     assert_upload_consistent(live, client, process_id, 50, unit)
+    assert_bucket_clean(live)
 
 
 def test_load_of_concurrent_exports_and_uploads(live, tmp_path):
     """20 export requests and 5 bulk uploads at once: every one answered, every process consistent."""
     restart_workers(live)
-    units = [f"Load Section / Load Subsection / Load Unit {n}" for n in range(5)]
+    exports_count = 20 * SOAK
+    units = [f"Load Section / Load Subsection / Load Unit {n}" for n in range(5 * SOAK)]
     latencies: list[float] = []
 
     def export(n: int) -> dict:
@@ -171,7 +181,7 @@ def test_load_of_concurrent_exports_and_uploads(live, tmp_path):
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=25) as pool:
-        export_futures = [pool.submit(export, n) for n in range(20)]
+        export_futures = [pool.submit(export, n) for n in range(exports_count)]
         upload_futures = [pool.submit(upload, unit) for unit in units]
         exports = [f.result() for f in export_futures]
         uploads = [f.result() for f in upload_futures]
@@ -186,8 +196,10 @@ def test_load_of_concurrent_exports_and_uploads(live, tmp_path):
             assert list(answer["successful_uploads"]) == [SAMPLE_COURSE_ID]
     for process_id, unit in zip(uploads, units, strict=True):
         assert_upload_consistent(live, client, process_id, 40, unit)
+    assert_bucket_clean(live)
     total = time.monotonic() - started
     print(
-        f"load: 25 requests answered in {answered:.1f} s (p50 {statistics.median(latencies):.2f} s, "
-        f"max {max(latencies):.2f} s); all 30 processes consistent after {total:.1f} s"
+        f"load: {len(latencies)} requests answered in {answered:.1f} s (p50 "
+        f"{statistics.median(latencies):.2f} s, max {max(latencies):.2f} s); every process consistent "
+        f"after {total:.1f} s"
     )

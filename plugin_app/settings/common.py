@@ -42,7 +42,8 @@ DEFAULTS: dict[str, Any] = {
     # Folder of OLX course directories for the olx_directory backend.
     "EXPORTBULK_OLX_ROOT": "",
     # A worker running a process renews its hold on it at a third of this; another delivery of the
-    # task takes over when the hold has not been renewed for this long (its worker died).
+    # task takes over when the hold has not been renewed for this long (its worker died). Keep it
+    # well under the broker's visibility timeout (Redis: one hour by default).
     "EXPORTBULK_LEASE_SECONDS": 60,
     # Celery queue of the app's tasks (the CMS worker's default queue under Tutor).
     "EXPORTBULK_CELERY_QUEUE": "",

@@ -21,13 +21,19 @@ from oauth2_provider.views import TokenView
 
 
 class StandaloneOAuth2Validator(OAuth2Validator):
-    """DOT's validator with the two rules of the LMS's that service clients rely on."""
+    """DOT's validator with the rules service clients rely on (LMS-like), and one of our own."""
 
     def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs) -> bool:
         # A confidential service client may also use the password grant (enrollment seed).
         if grant_type == "password" and client.client_type == AbstractApplication.CLIENT_CONFIDENTIAL:
             return True
         return super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
+
+    def authenticate_client(self, request, *args, **kwargs) -> bool:
+        # The client acts as its user: a deactivated user's clients get no token.
+        if not super().authenticate_client(request, *args, **kwargs):
+            return False
+        return request.client.user is None or request.client.user.is_active
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
         # Client-credentials tokens act as the application's user, as in the LMS.

@@ -21,7 +21,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -39,10 +39,19 @@ def api_error(status_code: int, developer_message: str, error_code: str) -> Resp
     return Response({"developer_message": developer_message, "error_code": error_code}, status=status_code)
 
 
+class IsActiveUser(BasePermission):
+    """The platform's token authentications accept deactivated users; bulk write access must not."""
+
+    message = "This account is deactivated."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_active)
+
+
 class BulkAPIView(APIView):
     """Authenticated as the platform's own APIs are; errors as ``developer_message``."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, IsActiveUser]
 
     def get_authenticators(self):
         return [import_string(path)() for path in settings.EXPORTBULK_AUTHENTICATION_CLASSES]
