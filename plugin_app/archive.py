@@ -7,8 +7,8 @@ url_name, holding ``course.xml``. Compression is ISA-L's gzip (standard gzip out
 times faster than zlib, and it releases the GIL so courses compress in parallel threads).
 
 Entries are built from one ``stat`` each rather than by ``TarFile.add``, whose owner and group
-name lookups and PAX header checks cost a third of the CPU of a course of many small files
-(profiled with py-spy, see bench/RESULTS.md). Owners are not recorded (uid/gid 0, no names):
+name lookups, PAX header checks and copies of each entry cost a third of the CPU of a course of
+many small files (profiled with py-spy, see bench/RESULTS.md). Owners are not recorded (uid/gid 0, no names):
 they mean nothing on the machine that imports the course, and they name the server's users.
 Only folders and regular files are written; symbolic links could point out of the course.
 """
@@ -62,8 +62,18 @@ def _entries(root: Path, top: str) -> Iterator[tuple[tarfile.TarInfo, str]]:
                 yield _info(f"{prefix}/{name}", status), path
 
 
+class _Entry(tarfile.TarInfo):
+    """A TarInfo that ``TarFile.addfile`` need not copy (it copies its argument, slowly, with
+    ``copy.copy``, in case the caller reuses it: ours are used once)."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> _Entry:
+        return self
+
+
 def _info(name: str, status: os.stat_result) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
+    info = _Entry(name)
     info.mtime = int(status.st_mtime)
     if stat.S_ISDIR(status.st_mode):
         info.type, info.mode = tarfile.DIRTYPE, 0o755

@@ -139,19 +139,15 @@ class _S3MultipartWriter:
 
     def _send_part(self) -> None:
         number = len(self._parts) + 1
+        part, self._buffer = self._buffer, bytearray()  # handed over whole: no copy of 8 MiB
         try:
             answer = self._client.upload_part(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=bytes(self._buffer),
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=part
             )
         except BaseException:
             self._failed = True
             raise
         self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-        self._buffer.clear()
 
     def complete(self) -> None:
         if self._buffer or not self._parts:
