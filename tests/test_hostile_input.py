@@ -692,7 +692,7 @@ def test_zip_validator_accepts_only_names_inside_the_root(entries):
     names, errors = check_zip(data)
 
     assert all(e.row is None and e.column == "content" and e.message for e in errors)
-    files = [info.filename for info in infos if not info.is_dir()]
+    files = [info.filename for info in infos if not info.filename.endswith("/")]  # is_dir(): 3.11 fails on ""
     assert names <= set(files)
     for name in names:
         assert not escapes(name), name
