@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Errors worth retrying the whole task for: the row itself may well be fine.
 TRANSIENT_ERRORS = (DatabaseError, InterfaceError, BotoCoreError, ClientError, ConnectionError)
+# What a storage that refuses a write raises (S3 or the local disk).
+_STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
 
 PERMISSION_DENIED = "Permission denied: you do not have Studio write access to this course."
 
@@ -189,7 +191,7 @@ def run_upload(process_id: str) -> None:
             return
         _run_rows(process)
         # Before the process shows as Completed, so that Completed means nothing is left to do.
-        storage.get_storage().delete(process.content_name)
+        _remove_content(process)
         _finish(process)
 
 
@@ -222,23 +224,29 @@ def _run_rows(process: BulkProcess) -> None:
 
 
 def _finish(process: BulkProcess) -> None:
-    _report(process)
+    # The work is done and its outcome is in the database (the status API shows it): an
+    # unreachable bucket must not leave the process unfinished.
+    if not _store_report(process):
+        process.error = "The report could not be stored; the counts above are complete."
     process.status = ProcessStatus.COMPLETED
     process.finished_at = timezone.now()
     process.save(update_fields=["report_name", "error", "status", "finished_at"])
 
 
-def _report(process: BulkProcess) -> None:
-    """Store the report of the process; if the storage refuses, say so on the process instead.
-
-    The work is done and its outcome is in the database (the status API shows it): an unreachable
-    bucket must not leave the process unfinished.
-    """
+def _store_report(process: BulkProcess) -> bool:
+    """Store the report of the process (``report_name``); False, logged, if the storage refuses."""
     try:
         process.report_name = write_report(process)
-    except (BotoCoreError, ClientError, OSError) as exc:
+    except _STORAGE_ERRORS as exc:
         log.warning("Could not store the report of bulk process %s: %r", process.process_id.hex, exc)
-        process.error = "The report could not be stored; the counts above are complete."
+        return False
+    return True
+
+
+def _remove_content(process: BulkProcess) -> None:
+    """Delete the uploaded content of the process, if it has any."""
+    if process.content_name:
+        storage.get_storage().delete(process.content_name)
 
 
 def fail_process(process_id: str, reason: str) -> None:
@@ -247,17 +255,18 @@ def fail_process(process_id: str, reason: str) -> None:
     The rows done so far are reported and the uploaded content is removed, as far as the
     storage allows: it may be what failed.
     """
-    BulkProcess.objects.filter(process_id=process_id).exclude(status=ProcessStatus.COMPLETED).update(
-        status=ProcessStatus.FAILED, error=reason, finished_at=timezone.now()
+    failed = (
+        BulkProcess.objects.filter(process_id=process_id)
+        .exclude(status=ProcessStatus.COMPLETED)
+        .update(status=ProcessStatus.FAILED, error=reason, finished_at=timezone.now())
     )
-    process = BulkProcess.objects.get(process_id=process_id)
-    if process.status != ProcessStatus.FAILED:
+    if not failed:
         return
+    process = BulkProcess.objects.get(process_id=process_id)
     try:
-        process.report_name = write_report(process)
-        process.save(update_fields=["report_name"])
-        if process.content_name:
-            storage.get_storage().delete(process.content_name)
+        if _store_report(process):
+            process.save(update_fields=["report_name"])
+        _remove_content(process)
     except TRANSIENT_ERRORS as exc:
         log.warning("Could not clean up after failed bulk process %s: %r", process_id, exc)
 
@@ -266,8 +275,7 @@ def discard_process(process_id: str) -> None:
     """Remove a process that could not be queued, and its stored content."""
     process = BulkProcess.objects.filter(process_id=process_id).first()
     if process:
-        if process.content_name:
-            storage.get_storage().delete(process.content_name)
+        _remove_content(process)
         process.delete()
 
 

@@ -8,9 +8,10 @@ times faster than zlib, and it releases the GIL so courses compress in parallel 
 
 Entries are built from one ``stat`` each rather than by ``TarFile.add``, whose owner and group
 name lookups, PAX header checks and copies of each entry cost a third of the CPU of a course of
-many small files (profiled with py-spy, see bench/RESULTS.md). Owners are not recorded (uid/gid 0, no names):
-they mean nothing on the machine that imports the course, and they name the server's users.
-Only folders and regular files are written; symbolic links could point out of the course.
+many small files (profiled with py-spy, see bench/RESULTS.md). Owners are not recorded (uid and
+gid 0, no names): they mean nothing on the machine that imports the course, and they name the
+server's users. Only folders and regular files are written; symbolic links could point out of
+the course.
 """
 
 from __future__ import annotations

@@ -188,6 +188,11 @@ class Redis:
         self.process.wait(15)
 
 
+# A worker whose dead predecessor's task comes back within seconds: Redis redelivers it after
+# 3 s, and its lease on the process has expired by then.
+FAST_RESUME = {"EXPORTBULK_VISIBILITY_TIMEOUT": "3", "EXPORTBULK_LEASE_SECONDS": "2"}
+
+
 class LiveStack:
     """A running standalone server and worker sharing one MariaDB database, Redis and bucket.
 
@@ -222,6 +227,17 @@ class LiveStack:
         )
         self.workers.append(worker)
         return worker
+
+    def start_upload(self, folder: Path, rows: int, unit: str, client=None) -> str:
+        """A link-mode bulk upload of ``rows`` mixed rows into ``unit``; its process id."""
+        from tests.builders import mixed_upload
+
+        manifest_bytes, zip_bytes = mixed_upload(rows, unit)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "m.csv").write_bytes(manifest_bytes)
+        (folder / "c.zip").write_bytes(zip_bytes)
+        client = client or self.client()
+        return client.bulk_upload(folder / "m.csv", folder / "c.zip", mode="link")["processId"]
 
     def client(self, **kwargs):
         from tutor_exportbulk.client import OpenedxRESTAPIClient

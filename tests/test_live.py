@@ -8,9 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -20,10 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.builders import mixed_upload, unit_children
+from tests.builders import unit_children
 from tests.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
+    FAST_RESUME,
     SAMPLE_COURSE_ID,
     SERVICE_PASSWORD,
     SERVICE_USER,
@@ -88,11 +87,8 @@ def test_async_export_runs_in_the_worker_and_reports_urls(live):
 def test_bulk_upload_of_hundreds_of_mixed_rows_by_the_worker(live, tmp_path):
     course = live.olx_root / "sample"
     errors_before = edx_cleaner_errors(course)
-    manifest_bytes, zip_bytes = mixed_upload(300, "Live Section / Live Subsection / Live Unit")
-    (tmp_path / "m.csv").write_bytes(manifest_bytes)
-    (tmp_path / "c.zip").write_bytes(zip_bytes)
     client = live.client()
-    process_id = client.bulk_upload(tmp_path / "m.csv", tmp_path / "c.zip", mode="link")["processId"]
+    process_id = live.start_upload(tmp_path, 300, "Live Section / Live Subsection / Live Unit", client)
 
     seen = []
     for result in client.wait(process_id, kind="upload", interval=0.05, timeout=300):
@@ -119,26 +115,20 @@ def test_bulk_upload_of_hundreds_of_mixed_rows_by_the_worker(live, tmp_path):
 
 def test_killed_worker_is_replaced_and_the_process_completes_without_duplicates(live, tmp_path):
     course = live.olx_root / "sample"
-    manifest_bytes, zip_bytes = mixed_upload(400, "Crash Section / Crash Subsection / Crash Unit")
-    (tmp_path / "m.csv").write_bytes(manifest_bytes)
-    (tmp_path / "c.zip").write_bytes(zip_bytes)
     client = live.client()
     # A worker of our own whose unacknowledged task comes back quickly once it dies.
-    for worker in live.workers:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(30)
-    crashing = live.start_worker(EXPORTBULK_VISIBILITY_TIMEOUT="3")
-    process_id = client.bulk_upload(tmp_path / "m.csv", tmp_path / "c.zip", mode="link")["processId"]
+    live.stop_workers()
+    live.start_worker(**FAST_RESUME)
+    process_id = live.start_upload(tmp_path, 400, "Crash Section / Crash Subsection / Crash Unit", client)
     deadline = time.monotonic() + 120
     while client.upload_status(process_id)["successCount"] < 40:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    os.killpg(crashing.pid, signal.SIGKILL)
-    crashing.wait(10)
+    live.kill_workers()
     midway = client.upload_status(process_id)
     assert midway["status"] == "Processing" and midway["successCount"] < 400
 
-    live.start_worker(EXPORTBULK_VISIBILITY_TIMEOUT="3")
+    live.start_worker(**FAST_RESUME)
     final = list(client.wait(process_id, kind="upload", interval=0.2, timeout=300))[-1]
     assert final["status"] == "Completed"
     assert (final["totalCount"], final["successCount"], final["failedCount"]) == (400, 400, 0)

@@ -19,25 +19,20 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.builders import mixed_upload, unit_children
-from tests.conftest import SAMPLE_COURSE_ID
+from tests.builders import unit_children
+from tests.conftest import FAST_RESUME, SAMPLE_COURSE_ID
 from tests.faults import DROP, SERVER_ERROR, THROTTLED, Fault, once_per_key
 
 pytestmark = pytest.mark.live
 
 # `make soak` sets EXPORTBULK_SOAK=10: ten times the kills and the load.
 SOAK = int(os.environ.get("EXPORTBULK_SOAK", "1"))
-FAST_RESUME = {"EXPORTBULK_VISIBILITY_TIMEOUT": "3", "EXPORTBULK_LEASE_SECONDS": "2"}
 
 
 def start_upload(live, tmp_path: Path, rows: int, unit: str, client=None) -> str:
-    manifest_bytes, zip_bytes = mixed_upload(rows, unit)
+    """An upload from a folder of its own (tests here run several)."""
     folder = tmp_path / unit.rsplit("/", 1)[-1].strip().replace(" ", "-")
-    folder.mkdir()
-    (folder / "m.csv").write_bytes(manifest_bytes)
-    (folder / "c.zip").write_bytes(zip_bytes)
-    client = client or live.client()
-    return client.bulk_upload(folder / "m.csv", folder / "c.zip", mode="link")["processId"]
+    return live.start_upload(folder, rows, unit, client)
 
 
 def wait_for_rows(client, process_id: str, rows: int, timeout: float = 120) -> None:

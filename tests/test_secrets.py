@@ -12,7 +12,7 @@ import logging
 import pytest
 import requests
 
-from tests.builders import content_zip, manifest, mixed_upload
+from tests.builders import content_zip, manifest
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, SAMPLE_COURSE_ID, SECRET, SERVICE_PASSWORD
 from tests.faults import SERVER_ERROR
 
@@ -62,10 +62,7 @@ def test_no_secret_in_logs_error_bodies_or_reports(live, tmp_path, caplog):
     bad = manifest([{"course_id": "course-v1:No+Such+1", "file": "missing.pdf"}])
     refused_upload = post("/content/bulk/upload", files={"file": bad, "content": content_zip({})})
     assert refused_upload.status_code == 400
-    manifest_bytes, zip_bytes = mixed_upload(10, "Secret Section / Secret Subsection / Secret Unit")
-    (tmp_path / "m.csv").write_bytes(manifest_bytes)
-    (tmp_path / "c.zip").write_bytes(zip_bytes)
-    process_id = client.bulk_upload(tmp_path / "m.csv", tmp_path / "c.zip", mode="link")["processId"]
+    process_id = live.start_upload(tmp_path, 10, "Secret Section / Secret Subsection / Secret Unit", client)
     final = list(client.wait(process_id, kind="upload", interval=0.2, timeout=120))[-1]
     assert final["status"] == "Completed"
     bodies.append(requests.get(final["report"], timeout=30).text)

@@ -72,6 +72,10 @@ class CourseBackend(abc.ABC):
         """Publish the block and its children."""
 
 
+# Outline levels from the course down, as OLX and the modulestore name their block types.
+OUTLINE_CATEGORIES = ("chapter", "sequential", "vertical")
+
+
 def outline_block_id(course_key: CourseKey, path: list[str]) -> str:
     """The block id of an outline part created for ``path`` (its titles from the section down).
 

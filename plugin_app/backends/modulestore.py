@@ -20,6 +20,7 @@ from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import LibraryLocator
 
 from plugin_app.backends.base import (
+    OUTLINE_CATEGORIES,
     CourseBackend,
     CourseNotFound,
     UnitNotFound,
@@ -28,8 +29,6 @@ from plugin_app.backends.base import (
 )
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 
-# Outline levels from the course down.
-_OUTLINE = ("chapter", "sequential", "vertical")
 # A new video block plays the demo YouTube video unless told otherwise (VideoFields.youtube_id_1_0).
 _VIDEO_DEFAULTS = {"youtube_id_1_0": "", "download_video": True}
 _CHUNK = 1024 * 1024
@@ -175,7 +174,7 @@ class ModulestoreBackend(CourseBackend):
             if parent is None:
                 raise CourseNotFound(str(course_key))
             created = None
-            for depth, (category, title) in enumerate(zip(_OUTLINE, titles, strict=True)):
+            for depth, (category, title) in enumerate(zip(OUTLINE_CATEGORIES, titles, strict=True)):
                 block = _child_titled(parent, category, title)
                 if block is None:
                     block_id = outline_block_id(course_key, titles[: depth + 1])

@@ -30,6 +30,7 @@ from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import CourseLocator
 
 from plugin_app.backends.base import (
+    OUTLINE_CATEGORIES,
     CourseBackend,
     CourseNotFound,
     UnitNotFound,
@@ -39,8 +40,6 @@ from plugin_app.backends.base import (
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 from plugin_app.files import atomic_file
 
-# Outline levels from the course down, as OLX names them.
-_OUTLINE = ("chapter", "sequential", "vertical")
 _DRAFT_ATTRS = ("parent_url", "index_in_children_list")
 _COMPONENT_TYPES = ("html", "problem", "video")
 
@@ -116,7 +115,7 @@ class _Course:
         pointer = ElementTree.Element(block_type, {"url_name": block_id})
         if index is None:
             # Keep non-block children (e.g. <wiki/> of the course) last, as Studio does.
-            index = sum(1 for child in parent if child.tag in (*_OUTLINE, *_COMPONENT_TYPES))
+            index = sum(1 for child in parent if child.tag in (*OUTLINE_CATEGORIES, *_COMPONENT_TYPES))
         parent.insert(index, pointer)
         _write_xml(parent_path, parent)
 
@@ -241,7 +240,7 @@ class OlxDirectoryBackend(CourseBackend):
     def _ensure_outline(self, course: _Course, titles: list[str]) -> UsageKey:
         with course.locked(exclusive=True):
             parent_path = course.root_file()
-            for depth, (block_type, title) in enumerate(zip(_OUTLINE, titles, strict=True)):
+            for depth, (block_type, title) in enumerate(zip(OUTLINE_CATEGORIES, titles, strict=True)):
                 block_id = course.find_child(_read_xml(parent_path), block_type, title)
                 if block_id is None:
                     block_id = outline_block_id(course.key, titles[: depth + 1])
