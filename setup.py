@@ -50,13 +50,19 @@ setup(
     name="tutor-exportbulk",
     version=ABOUT["__version__"],
     url="https://github.com/tutor-exportbulk/tutor-exportbulk",
-    license="AGPLv3",
+    license_expression="AGPL-3.0-only",
+    license_files=["LICENSE.txt"],
     author="tutor-exportbulk developers",
     description="Bulk course export to S3 and bulk content upload for Open edX, as a Tutor plugin",
     long_description=load_readme(),
     long_description_content_type="text/markdown",
-    packages=find_packages(exclude=["tests*", "bench*"]),
-    include_package_data=True,
+    packages=find_packages(include=["tutor_exportbulk*", "plugin_app*"]),
+    # Data files, named where they live (setuptools warns about data folders that are not packages when
+    # they are pulled in by include_package_data; tests/test_package.py checks that the wheel holds them).
+    package_data={
+        "tutor_exportbulk": ["patches/*", "templates/**/*"],
+        "plugin_app": ["standalone/courses/LICENSE", "standalone/courses/**/*"],
+    },
     python_requires=">=3.11",
     install_requires=PLUGIN_REQUIRES + APP_REQUIRES,
     extras_require={
