@@ -18,6 +18,7 @@ import sysconfig
 import tarfile
 import venv
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PATCHES = sorted(p.name for p in (ROOT / "tutor_exportbulk" / "patches").iterdir())
 # Local state that is no part of the source (the .gitignore's entries); copying the rest is quick.
 NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", ".exportbulk", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", ".hypothesis", "out"
+    *(".git", ".venv", ".exportbulk", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", ".hypothesis")
 )
 # What setuptools prints when data files are packaged ambiguously or not at all.
 PACKAGING_WARNINGS = re.compile(
@@ -59,22 +60,37 @@ def dist(tmp_path_factory) -> dict[str, Path | str]:
     return {"sdist": sdist, "wheel": wheel, "log": log}
 
 
+@dataclass
+class Venv:
+    """A fresh venv holding the wheel, and the environment that runs its Python outside the checkout."""
+
+    python: Path
+    site: Path
+    env: dict[str, str]
+    home: Path
+
+    def run(self, *args: str) -> str:
+        return run(self.python, *args, cwd=self.home, env=self.env)
+
+    def tutor(self, *args: str) -> str:
+        return self.run("-c", "import sys; from tutor.commands.cli import main; sys.exit(main())", *args)
+
+
 @pytest.fixture(scope="module")
-def installed(dist, tmp_path_factory) -> dict[str, str]:
-    """A fresh venv holding the wheel; returns the environment that runs its Python."""
-    base = tmp_path_factory.mktemp("venv")
-    prefix = base / "venv"
-    venv.EnvBuilder(with_pip=False).create(prefix)
-    python = prefix / "bin" / "python"
+def installed(dist, tmp_path_factory) -> Venv:
+    home = tmp_path_factory.mktemp("venv")
+    venv.EnvBuilder(with_pip=False).create(home / "venv")
+    python = home / "venv" / "bin" / "python"
     # No PYTHONPATH: the checkout on the path would look like an installed tutor-exportbulk to pip.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "TUTOR", "DJANGO"))}
+    env.update(TUTOR_ROOT=str(home / "tutor"), TUTOR_PLUGINS_ROOT=str(home / "tutor-plugins"))
     pip = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps"]
-    run(*pip, dist["wheel"], cwd=base, env=env)
-    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=base).strip())
+    run(*pip, dist["wheel"], cwd=home, env=env)
+    site = Path(
+        run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=home).strip()
+    )
     (site / "zz_test_venv_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    env.update(PATH=f"{prefix / 'bin'}:{env['PATH']}", TUTOR_ROOT=str(base / "tutor"))
-    env.update(TUTOR_PLUGINS_ROOT=str(base / "tutor-plugins"), PYTHON=str(python), SITE=str(site))
-    return env
+    return Venv(python, site, env, home)
 
 
 def test_build_prints_no_packaging_warning(dist):
@@ -130,19 +146,16 @@ def test_installed_wheel_is_what_python_imports(installed):
         "print(tutor_exportbulk.__file__); print(plugin_app.__file__); print(d.locate_file(''));"
         "print([e.value for e in d.entry_points if e.group == 'tutor.plugin.v1'])"
     )
-    lines = run(installed["PYTHON"], "-c", code, cwd=Path(installed["TUTOR_ROOT"]).parent, env=installed).splitlines()
-    site = installed["SITE"]
-    assert all(line.startswith(site) for line in lines[:3]), lines
+    lines = installed.run("-c", code).splitlines()
+    assert all(line.startswith(str(installed.site)) for line in lines[:3]), lines
     assert lines[3] == "['tutor_exportbulk.plugin']"
 
 
 def test_tutor_in_the_venv_lists_and_renders_the_plugin(installed):
-    tutor = [installed["PYTHON"], "-c", "import sys; from tutor.commands.cli import main; sys.exit(main())"]
-    cwd = Path(installed["TUTOR_ROOT"]).parent
-    listing = run(*tutor, "plugins", "list", cwd=cwd, env=installed)
+    listing = installed.tutor("plugins", "list")
     assert re.search(rf"^exportbulk\s+.*{re.escape(__version__)}", listing, re.M), listing
-    run(*tutor, "plugins", "enable", "exportbulk", cwd=cwd, env=installed)
+    installed.tutor("plugins", "enable", "exportbulk")
     # The patches and init task rendered by Tutor come from the installed wheel.
-    settings = (Path(installed["TUTOR_ROOT"]) / "env/apps/openedx/settings/lms/production.py").read_text()
+    settings = Path(installed.env["TUTOR_ROOT"], "env/apps/openedx/settings/lms/production.py").read_text()
     assert "EXPORTBULK_UPLOAD_MAX_ROWS = 1000" in settings
-    assert "exportbulk" in run(*tutor, "local", "do", "exportbulk-provision", "--help", cwd=cwd, env=installed)
+    assert "exportbulk" in installed.tutor("local", "do", "exportbulk-provision", "--help")
