@@ -60,8 +60,8 @@ setup(
     # Data files, named where they live (setuptools warns about data folders that are not packages when
     # they are pulled in by include_package_data; tests/test_package.py checks that the wheel holds them).
     package_data={
-        "tutor_exportbulk": ["patches/*", "templates/**/*"],
-        "plugin_app": ["standalone/courses/LICENSE", "standalone/courses/**/*"],
+        "tutor_exportbulk": ["py.typed", "patches/*", "templates/**/*"],
+        "plugin_app": ["standalone/courses/**/*"],
     },
     python_requires=">=3.11",
     install_requires=PLUGIN_REQUIRES + APP_REQUIRES,

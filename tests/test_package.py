@@ -102,7 +102,7 @@ def test_twine_check_passes(dist):
     assert output.count("PASSED") == 2, output
 
 
-def test_sdist_holds_licence_changelog_and_tests(dist):
+def test_sdist_holds_licence_changelog_and_sample_course(dist):
     with tarfile.open(dist["sdist"]) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     for required in ("LICENSE.txt", "CHANGELOG.md", "README.md", "setup.py", "pyproject.toml"):
@@ -114,6 +114,7 @@ def test_wheel_holds_patches_templates_migrations_and_sample_course(dist):
     names = set(zipfile.ZipFile(dist["wheel"]).namelist())
     expected = [f"tutor_exportbulk/patches/{name}" for name in PATCHES] + [
         "tutor_exportbulk/templates/exportbulk/tasks/lms/init",
+        "tutor_exportbulk/py.typed",
         "plugin_app/migrations/0001_initial.py",
         "plugin_app/standalone/courses/LICENSE",
         "plugin_app/standalone/courses/sample/course.xml",
