@@ -16,10 +16,15 @@ SCRIV = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["to
 FRAGMENTS = sorted(p for p in (ROOT / "changelog.d").glob("*.md") if p.name != "README.md")
 
 
+def fragment_text(fragment: Path) -> str:
+    """The fragment less its HTML comments (the unused sections of scriv's template)."""
+    return re.sub(r"<!--.*?-->", "", fragment.read_text(encoding="utf-8"), flags=re.S)
+
+
 def test_every_fragment_has_only_configured_categories_over_lists():
     assert FRAGMENTS, "no changelog fragment"
     for fragment in FRAGMENTS:
-        text = fragment.read_text(encoding="utf-8")
+        text = fragment_text(fragment)
         assert re.fullmatch(r"\d{8}_[\w.-]+\.md", fragment.name), fragment.name
         headings = re.findall(r"^#+ .*$", text, re.M)
         assert headings, f"{fragment.name}: no ### heading"
@@ -40,7 +45,7 @@ def test_scriv_collects_every_fragment_under_the_version(tmp_path):
     changelog = (tmp_path / "CHANGELOG.md").read_text(encoding="utf-8")
     assert f"## v{__version__} (" in changelog
     for fragment in FRAGMENTS:
-        for item in re.findall(r"^- .*$", fragment.read_text(encoding="utf-8"), re.M):
+        for item in re.findall(r"^- .*$", fragment_text(fragment), re.M):
             assert item in changelog
     assert [p.name for p in (tmp_path / "changelog.d").iterdir()] == ["README.md"]
 
