@@ -9,19 +9,23 @@ The command line: one set of commands, two ways in.
 Each command family is a module that registers its commands with ``runtime.api_command``; both
 groups below add every registered command. A new family is a new module imported here.
 
-Exit codes: 0 all went well; 1 something failed (a course, a row, a process, a request);
-2 usage or authentication error.
+Exit codes (``output.ExitCode``, documented in the README): 0 everything succeeded; 1 a course,
+row or process failed; 2 usage, authentication or permission error, a refused request (400) or
+an unknown process (404); 3 the server could not be reached.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import click
 
 from tutor_exportbulk.cli import check, courses, exports, processes, uploads  # noqa: F401  (registers)
-from tutor_exportbulk.cli.config import CONFIG_KEYS, client_from_settings, client_from_tutor, read_config_file
+from tutor_exportbulk.cli.config import client_from_options, client_from_tutor, group_options
 from tutor_exportbulk.cli.runtime import COMMANDS, Runtime
+
+EPILOG = "Exit codes: 0 all succeeded; 1 a course, row or process failed; 2 usage, credentials, \
+permission, refused request or unknown process; 3 the server could not be reached."
 
 
 @click.group(name="exportbulk")
@@ -30,40 +34,25 @@ from tutor_exportbulk.cli.runtime import COMMANDS, Runtime
 def tutor_group(ctx: click.Context, /, as_json: bool) -> None:
     """Bulk course export and bulk content upload of this Open edX platform."""
     root = ctx.obj.root  # Tutor's own Context
-    ctx.obj = Runtime(lambda: client_from_tutor(root), as_json)
+    ctx.obj = Runtime(
+        lambda options: client_from_tutor(root, options),
+        as_json=as_json,
+        prog=ctx.command_path,
+        start_hint="Is the platform running? Start it with `tutor local start` (or `tutor dev start`).",
+    )
 
 
-@click.group(name="exportbulk")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    envvar="EXPORTBULK_CONFIG",
-    help="A JSON file, or an INI file with an [exportbulk] section, of the settings below.",
-)
-@click.option("--lms-url", envvar="EXPORTBULK_LMS_URL", help="The LMS, e.g. https://lms.example.com.")
-@click.option("--studio-url", envvar="EXPORTBULK_STUDIO_URL", help="Studio (default: the LMS URL).")
-@click.option("--client-id", envvar="EXPORTBULK_CLIENT_ID", help="OAuth2 client id.")
-@click.option(
-    "--client-secret", envvar="EXPORTBULK_CLIENT_SECRET", help="OAuth2 client secret (prefer the variable)."
-)
-@click.option("--username", envvar="EXPORTBULK_USERNAME", help="For the password grant.")
-@click.option(
-    "--password", envvar="EXPORTBULK_PASSWORD", help="For the password grant (prefer the variable)."
-)
-@click.option("--token-type", type=click.Choice(["jwt", "bearer"]), envvar="EXPORTBULK_TOKEN_TYPE")
+@click.group(name="exportbulk", epilog=EPILOG)
+@group_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @click.pass_context
-def standalone_cli(
-    ctx: click.Context, /, config_file: Path | None, as_json: bool, **options: str | None
-) -> None:
+def standalone_cli(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
     """Bulk course export and bulk content upload of an Open edX platform (or the standalone server).
 
     Each setting is taken from its option, else its EXPORTBULK_* variable, else --config.
+    The options may also follow the command: `exportbulk courses --lms-url URL`.
     """
-    from_file = read_config_file(config_file) if config_file else {}
-    settings = {key: options.get(key) or from_file.get(key) for key in CONFIG_KEYS}
-    ctx.obj = Runtime(lambda: client_from_settings(settings), as_json)
+    ctx.obj = Runtime(client_from_options, options=options, as_json=as_json, prog=ctx.command_path)
 
 
 for _command in COMMANDS:

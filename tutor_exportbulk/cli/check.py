@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from tutor_exportbulk.cli.output import exit_code_for
+from tutor_exportbulk.cli.output import ExitCode, exit_code_for
+from tutor_exportbulk.cli.processes import KINDS
 from tutor_exportbulk.cli.runtime import Runtime, api_command
 from tutor_exportbulk.client import OpenedxAPIError, OpenedxAuthError
 
@@ -20,17 +22,20 @@ def check(runtime: Runtime) -> int:
     steps: list[tuple[str, Callable[[], Any]]] = [
         (f"token from {client.base_url}", client.access_token),
         ("LMS course list", lambda: next(client.iter_courses(page_size=1), None)),
-        ("Studio export status", client.export_status_list),
-        ("Studio upload status", client.upload_status_list),
+        *((f"Studio {kind} status", functools.partial(client.process_list, kind)) for kind in KINDS),
     ]
     checks: list[dict[str, Any]] = []
-    code = 0
+    code = ExitCode.OK
     for name, step in steps:
         try:
             step()
         except OpenedxAPIError as error:
-            checks.append({"check": name, "ok": False, "message": str(error)})
             code = max(code, exit_code_for(error))
+            if error.status_code is None:  # said once: every other check would fail the same way
+                message = f"Cannot connect to {error.url}. {runtime.start_hint}"
+                checks.append({"check": name, "ok": False, "message": message})
+                break
+            checks.append({"check": name, "ok": False, "message": str(error)})
             if isinstance(error, OpenedxAuthError):
                 break  # without a token, every other check would fail the same way
         else:
@@ -39,9 +44,8 @@ def check(runtime: Runtime) -> int:
     def render(console: Console) -> None:
         for item in checks:
             mark = Text("ok    ", "green") if item["ok"] else Text("FAILED", "red")
-            console.print(
-                Text.assemble(mark, "  ", item["check"], f"  {item['message']}" if item["message"] else "")
-            )
+            message = f"  {item['message']}" if item["message"] else ""
+            console.print(Text.assemble(mark, "  ", str(item["check"]), message), soft_wrap=True)
 
     runtime.emit({"checks": checks}, render)
     return code

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from tutor_exportbulk.cli.output import add_row, new_table
+from tutor_exportbulk.cli.output import print_records
 from tutor_exportbulk.cli.runtime import Runtime, api_command
 
 
@@ -19,10 +19,9 @@ def courses(runtime: Runtime, org: str | None) -> None:
     found = runtime.client.list_all_courses(org=org)
 
     def render(console: Console) -> None:
-        table = new_table("Course id", "Name", "Start", "Pacing", title=f"{len(found)} course(s)")
-        for course in found:
-            add_row(table, course.get("id"), course.get("name"), course.get("start"), course.get("pacing"))
-        console.print(table)
+        rows = [(c.get("id"), c.get("name"), c.get("start"), c.get("pacing")) for c in found]
+        headers = ("Course id", "Name", "Start", "Pacing")
+        print_records(console, f"{len(found)} course(s)", headers, rows, copyable=("Course id",))
 
     runtime.emit(found, render)
 
@@ -39,25 +38,23 @@ def _change_enrollment(
     failed = any(result.get("error") or result.get("invalidIdentifier") for _, result in rows)
 
     def render(console: Console) -> None:
-        table = new_table("Course", "Learner", "Before", "After", title=f"{action}: {len(rows)} change(s)")
-        for course_id, result in rows:
-            if result.get("invalidIdentifier"):
-                add_row(table, course_id, result.get("identifier"), "", Text("invalid identifier", "red"))
-            elif result.get("error"):
-                message = result.get("error_message") or "error"
-                add_row(table, course_id, result.get("identifier"), "", Text(message, "red"))
-            else:
-                add_row(
-                    table,
-                    course_id,
-                    result.get("identifier"),
-                    _state(result["before"]),
-                    _state(result["after"]),
-                )
-        console.print(table)
+        table = [(course_id, result.get("identifier"), *_outcome(result)) for course_id, result in rows]
+        headers = ("Course", "Learner", "Before", "After")
+        print_records(
+            console, f"{action}: {len(rows)} change(s)", headers, table, copyable=("Course", "Learner")
+        )
 
     runtime.emit(answer, render)
     return 1 if failed else 0
+
+
+def _outcome(result: dict[str, Any]) -> tuple[str, str | Text]:
+    """The before and after of one learner's change, or what went wrong."""
+    if result.get("invalidIdentifier"):
+        return "", Text("invalid identifier", "red")
+    if result.get("error"):
+        return "", Text(result.get("error_message") or "error", "red")
+    return _state(result["before"]), _state(result["after"])
 
 
 def _state(state: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tutor_exportbulk.cli.output import print_exports
-from tutor_exportbulk.cli.processes import show_process
+from tutor_exportbulk.cli.processes import queued, show_process
 from tutor_exportbulk.cli.runtime import Runtime, api_command, interval_option
 
 
@@ -36,5 +36,4 @@ def export(
         return 1 if answer.get("failed_uploads") else 0
     if wait:
         return show_process(runtime, "export", runtime.follow(answer["processId"], "export", interval))
-    runtime.emit(answer, lambda console: console.print(f"export queued: {answer['processId']}"))
-    return 0
+    return queued(runtime, "export", answer)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tutor_exportbulk.cli.processes import show_process
+from tutor_exportbulk.cli.processes import queued, show_process
 from tutor_exportbulk.cli.runtime import Runtime, api_command, interval_option
 
 
@@ -32,5 +32,4 @@ def upload(runtime: Runtime, manifest: Path, content: Path, mode: str, wait: boo
     answer = runtime.client.bulk_upload(manifest, content, mode=mode)
     if wait:
         return show_process(runtime, "upload", runtime.follow(answer["processId"], "upload", interval))
-    runtime.emit(answer, lambda console: console.print(f"upload queued: {answer['processId']}"))
-    return 0
+    return queued(runtime, "upload", answer)

@@ -75,6 +75,6 @@ def json_or_none(response: requests.Response) -> Any:
         return None
 
 
-def no_answer(exc: requests.RequestException) -> str:
+def no_answer(exc: Exception) -> str:
     """Why no answer came, in words that hold no URL query or credential."""
     return "timed out" if isinstance(exc, requests.Timeout) else f"could not connect ({type(exc).__name__})"
