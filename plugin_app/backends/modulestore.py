@@ -110,7 +110,14 @@ class ModulestoreBackend(CourseBackend):
         return bool(_store().has_course(course_key))
 
     def has_write_access(self, user, course_key: CourseKey) -> bool:
-        """Studio write access (common/djangoapps/student/auth.py), as Studio's export task checks it."""
+        """Studio write access (common/djangoapps/student/auth.py), as Studio's export task checks it.
+
+        Forward compatibility: where a course has openedx-authz's ``authz.enable_course_authoring``
+        flag on, Studio's asset views check authz permissions instead (``COURSES_CREATE_FILES``...,
+        cms/djangoapps/contentstore/asset_storage_handlers.py ``_authz_enforce_file_permissions``).
+        This app checks ``has_studio_write_access`` whatever the flag: there, a user whose only
+        grant is an authz role is refused here though Studio would let them upload.
+        """
         from common.djangoapps.student.auth import has_studio_write_access
 
         return has_studio_write_access(user, course_key)
