@@ -169,6 +169,9 @@ for _name in (
     "EXPORTBULK_EXPORT_CONCURRENCY",
     "EXPORTBULK_UPLOAD_MAX_ROWS",
     "EXPORTBULK_MAX_COURSES_PER_REQUEST",
+    "EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER",
+    "EXPORTBULK_ITEMS_IN_FLIGHT",
+    "EXPORTBULK_LEASE_SECONDS",
 ):
     if os.environ.get(_name):
         globals()[_name] = int(os.environ[_name])
