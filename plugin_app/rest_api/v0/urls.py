@@ -21,5 +21,6 @@ urlpatterns = [
         views.UploadCancelView.as_view(),
         name="upload-cancel",
     ),
+    path("processes/<str:process_id>", views.ProcessStatusView.as_view(), name="process-status"),
     path("exportbulk/files/<str:token>", views.FileDownloadView.as_view(), name="download"),
 ]
