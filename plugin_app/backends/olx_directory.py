@@ -61,12 +61,35 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _write_xml(path: Path, element: ElementTree.Element) -> None:
+    batch = _batch_of(path)
+    if batch and path in batch.staged:  # written at the batch's end, with the batch's other changes
+        batch.staged[path] = element
+        return
     ElementTree.indent(element)
     _write_atomic(path, ElementTree.tostring(element, encoding="utf-8") + b"\n")
 
 
 def _read_xml(path: Path) -> ElementTree.Element:
+    batch = _batch_of(path)
+    if batch and path in batch.staged:
+        return batch.staged[path]
     return safe_parse(path).getroot()
+
+
+def _update_xml(path: Path, element: ElementTree.Element) -> None:
+    """Write a changed file; in a batch, once at its end (a unit's file grows with each component)."""
+    batch = _batch_of(path)
+    if batch:
+        batch.staged[path] = element
+    else:
+        _write_xml(path, element)
+
+
+def _unlink(path: Path) -> None:
+    batch = _batch_of(path)
+    if batch:
+        batch.staged.pop(path, None)
+    path.unlink()
 
 
 class _AssetPolicy:
@@ -92,14 +115,35 @@ class _AssetPolicy:
             _write_atomic(self.path, json.dumps(self._entries, sort_keys=True).encode("utf-8") + b"\n")
 
 
-# Per thread: the courses it holds in a batch (by path), with their pending asset policy.
+class _Batch:
+    """What a batch of writes to one course changed and has not written yet."""
+
+    def __init__(self, course_path: Path):
+        self.policy = _AssetPolicy(course_path)
+        self.staged: dict[Path, ElementTree.Element] = {}
+
+    def save(self) -> None:
+        staged, self.staged = self.staged, {}
+        for path, element in staged.items():
+            _write_xml(path, element)
+        self.policy.save()
+
+
+# Per thread: the courses it holds in a batch (by path).
 _held = threading.local()
 
 
-def _batches() -> dict[Path, _AssetPolicy]:
+def _batches() -> dict[Path, _Batch]:
     if not hasattr(_held, "courses"):
         _held.courses = {}
     return _held.courses
+
+
+def _batch_of(path: Path) -> _Batch | None:
+    for course_path, batch in _batches().items():
+        if path.is_relative_to(course_path):
+            return batch
+    return None
 
 
 class _Course:
@@ -159,7 +203,7 @@ class _Course:
             # Keep non-block children (e.g. <wiki/> of the course) last, as Studio does.
             index = sum(1 for child in parent if child.tag in (*OUTLINE_CATEGORIES, *_COMPONENT_TYPES))
         parent.insert(index, pointer)
-        _write_xml(parent_path, parent)
+        _update_xml(parent_path, parent)
 
 
 class OlxDirectoryBackend(CourseBackend):
@@ -244,10 +288,10 @@ class OlxDirectoryBackend(CourseBackend):
             yield
             return
         with course.locked(exclusive=True):
-            policy = _batches()[course.path] = _AssetPolicy(course.path)
+            batch = _batches()[course.path] = _Batch(course.path)
             try:
                 yield
-                policy.save()
+                batch.save()
             finally:
                 del _batches()[course.path]
 
@@ -265,7 +309,7 @@ class OlxDirectoryBackend(CourseBackend):
             with atomic_file(course.path / "static" / file_name) as out:
                 shutil.copyfileobj(asset.stream, out, 1024 * 1024)
             batch = _batches().get(course.path)
-            policy = batch or _AssetPolicy(course.path)
+            policy = batch.policy if batch else _AssetPolicy(course.path)
             replaced = policy.get(name).get("displayname")
             if replaced and replaced != file_name:  # the same asset, uploaded under another name
                 (course.path / "static" / replaced).unlink(missing_ok=True)
@@ -373,7 +417,7 @@ class OlxDirectoryBackend(CourseBackend):
             for child in unit:
                 self._publish_draft_file(course, child.tag, child.get("url_name", ""))
             _write_xml(course.block_file(usage_key.block_type, usage_key.block_id), unit)
-            draft_path.unlink()
+            _unlink(draft_path)
             parent_path = course.block_file(parent_key.block_type, parent_key.block_id)
             course.add_pointer(parent_path, usage_key.block_type, usage_key.block_id, index)
 
