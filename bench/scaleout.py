@@ -8,9 +8,13 @@ already has 5,000 assets against a new course.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import django
 
 from bench.stack import Stack, copy_course
 from bench.status import bench_status
@@ -25,9 +29,40 @@ def _export_s(stack: Stack, course_ids: list[str]) -> float:
     client = stack.client()
     start = time.perf_counter()
     process_id = client.export_courses(course_ids, async_=True)["processId"]
-    final = list(client.wait(process_id, kind="export", interval=0.05, timeout=1800))[-1]
+    final = list(client.wait(process_id, kind="export", interval=0.2, timeout=1800))[-1]
     assert final["status"] == "Completed" and final["failedCount"] == 0, final
     return time.perf_counter() - start
+
+
+def _best(runs: int, fn) -> float:
+    """The fastest of a few runs: on a shared machine, other load only ever adds time."""
+    return min(fn() for _ in range(runs))
+
+
+def _thread_pool(work: Path, ids: list[str]) -> tuple[float, float]:
+    """The same exports in this process, by 1 thread and by 4 (the tarballs written to nowhere)."""
+    os.environ["EXPORTBULK_HOME"] = str(work / "threads-home")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "plugin_app.standalone.settings")
+    django.setup()
+    from opaque_keys.edx.keys import CourseKey
+
+    from bench.pure_python_backend import PurePythonBackend
+    from plugin_app.archive import write_tarball
+
+    backend = PurePythonBackend(work / "courses")
+    keys = [CourseKey.from_string(course_id) for course_id in ids]
+
+    def export(key: CourseKey) -> None:
+        with backend.export_olx(key) as tree, open(os.devnull, "wb") as out:
+            write_tarball(tree, out, 1)
+
+    def run(threads: int) -> float:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(export, keys))
+        return time.perf_counter() - start
+
+    return _best(3, lambda: run(1)), _best(3, lambda: run(4))
 
 
 def bench_scaleout(work: Path, copies: int, poll_seconds: float, figures: dict) -> None:
@@ -41,18 +76,23 @@ def bench_scaleout(work: Path, copies: int, poll_seconds: float, figures: dict) 
         ]
         client = stack.client()
         _export_s(stack, ids[:2])  # warm up the worker: imports, connections
-        one = _export_s(stack, ids)
-        start = time.perf_counter()
-        assert not client.export_courses(ids)["failed_uploads"]  # synchronous: the server's thread pool
-        pool = time.perf_counter() - start
+        one = _best(3, lambda: _export_s(stack, ids))
+
+        def synchronous() -> float:  # the server's thread pool, EXPORTBULK_EXPORT_CONCURRENCY threads
+            start = time.perf_counter()
+            assert not client.export_courses(ids)["failed_uploads"]
+            return time.perf_counter() - start
+
+        pool = _best(3, synchronous)
+        figures["export_threads_1_s"], figures["export_threads_4_s"] = _thread_pool(work, ids)
         stack.start_worker()
         _export_s(stack, ids[:4])  # warm up the second worker
-        two = _export_s(stack, ids)
+        two = _best(3, lambda: _export_s(stack, ids))
         figures["export_one_worker_s"] = one
         figures["export_two_workers_s"] = two
         figures["export_scaleout_speedup"] = one / two
-        figures["export_threadpool_4_s"] = pool
-        figures["export_threadpool_speedup"] = one / pool
+        figures["export_synchronous_4_threads_s"] = pool
+        figures["export_threadpool_speedup"] = figures["export_threads_1_s"] / figures["export_threads_4_s"]
 
         # Both workers busy with long exports while 20 clients poll (the floor in the same conditions).
         busy = [client.export_courses(ids, async_=True)["processId"] for _ in range(3)]

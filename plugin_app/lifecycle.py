@@ -49,7 +49,7 @@ RETRY_AFTER_SECONDS = 30
 # A sequential run gives its worker back after this long, so that other processes get a turn.
 SLICE_SECONDS = 10
 # Items of one course that a sequential run does under one ``KindSpec.batch``.
-BATCH_ITEMS = 50
+BATCH_ITEMS = 100
 _UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
 UNEXPECTED = "Unexpected error; see the server logs."
 

@@ -93,15 +93,31 @@ def _unlink(path: Path) -> None:
 
 
 class _AssetPolicy:
-    """A course's ``policies/assets.json``, read when first changed and written back on ``save``."""
+    """A course's ``policies/assets.json``, read when first changed and written back on ``save``.
+
+    The last version this process wrote is kept (by path, with the file's stamp): the next
+    batch of the same course parses it again only if someone else changed it meanwhile.
+    """
+
+    _last: dict[Path, tuple[tuple[int, int], dict]] = {}
 
     def __init__(self, course_path: Path):
         self.path = course_path / "policies" / "assets.json"
         self._entries: dict | None = None
 
+    def _stamp(self) -> tuple[int, int]:
+        stat = self.path.stat()
+        return stat.st_mtime_ns, stat.st_size
+
     def _read(self) -> dict:
         if self._entries is None:
-            self._entries = json.loads(self.path.read_text("utf-8")) if self.path.exists() else {}
+            if not self.path.exists():
+                self._entries = {}
+            else:
+                stamp, entries = self._last.get(self.path, ((0, 0), {}))
+                # A copy: a batch that fails must leave the kept version as the file has it.
+                fresh = stamp == self._stamp()
+                self._entries = dict(entries) if fresh else json.loads(self.path.read_text("utf-8"))
         return self._entries
 
     def get(self, name: str) -> dict:
@@ -113,6 +129,7 @@ class _AssetPolicy:
     def save(self) -> None:
         if self._entries is not None:  # the C encoder (no indent): thousands of assets in milliseconds
             _write_atomic(self.path, json.dumps(self._entries, sort_keys=True).encode("utf-8") + b"\n")
+            self._last[self.path] = (self._stamp(), self._entries)
 
 
 class _Batch:
