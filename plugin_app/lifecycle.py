@@ -286,10 +286,10 @@ def maybe_finish(process_id: str) -> None:
     with leased(process_id) as process:
         if process is None or process.items.filter(status__in=UNFINISHED).exists():
             return
-        end(process)
+        end_process(process)
 
 
-def end(process: BulkProcess) -> None:
+def end_process(process: BulkProcess) -> None:
     """Run the kind's last step, store the report, then set the final status (the caller holds the lease)."""
     spec = KINDS[process.kind]
     if spec.before_finish:

@@ -25,7 +25,7 @@ from plugin_app.lifecycle import (
     KindSpec,
     claim_item,
     claim_items,
-    end,
+    end_process,
     finish_item,
     is_canceled,
     maybe_finish,
@@ -117,7 +117,7 @@ def run_sequential(process_id: str, time_slice: float | None = SLICE_SECONDS) ->
                 _run_batch(spec, process, batch)
         if BulkItem.objects.filter(process=process, status__in=UNFINISHED).exists():
             return True
-        end(process)
+        end_process(process)
     return False
 
 
