@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError
+from django.db import DatabaseError, InterfaceError, transaction
 from django.utils import timezone
 
 from plugin_app.data import ItemOutcome, ItemStatus
@@ -151,8 +151,9 @@ def _run_batch(spec: KindSpec, process: BulkProcess, batch: list[BulkItem]) -> N
     except TRANSIENT_ERRORS:
         _release(claimed)
         raise
-    for item, outcome in zip(claimed, outcomes, strict=True):
-        finish_item(item, outcome, end=False)
+    with transaction.atomic():  # one commit for the batch's outcomes, saved once its work is on disk
+        for item, outcome in zip(claimed, outcomes, strict=True):
+            finish_item(item, outcome, end=False)
 
 
 def run_now(process_id: str) -> None:

@@ -138,6 +138,7 @@ class _Batch:
     def __init__(self, course_path: Path):
         self.policy = _AssetPolicy(course_path)
         self.staged: dict[Path, ElementTree.Element] = {}
+        self.units: dict[tuple[str, ...], UsageKey] = {}  # outline paths resolved in this batch
 
     def save(self) -> None:
         staged, self.staged = self.staged, {}
@@ -391,6 +392,9 @@ class OlxDirectoryBackend(CourseBackend):
         return usage_key
 
     def _ensure_outline(self, course: _Course, titles: list[str]) -> UsageKey:
+        batch = _batches().get(course.path)
+        if batch and tuple(titles) in batch.units:  # the batch holds the course: the outline is as it left it
+            return batch.units[tuple(titles)]
         with course.locked(exclusive=True):
             parent_path = course.root_file()
             for depth, (block_type, title) in enumerate(zip(OUTLINE_CATEGORIES, titles, strict=True)):
@@ -402,7 +406,10 @@ class OlxDirectoryBackend(CourseBackend):
                         _write_xml(path, ElementTree.Element(block_type, {"display_name": title}))
                     course.add_pointer(parent_path, block_type, block_id)
                 parent_path = course.block_file(block_type, block_id)
-        return course.usage_key("vertical", block_id)
+        unit_key = course.usage_key("vertical", block_id)
+        if batch:
+            batch.units[tuple(titles)] = unit_key
+        return unit_key
 
     def create_component(self, unit_key: UsageKey, spec: ComponentSpec, user) -> UsageKey:
         course = self._course(unit_key.course_key)
