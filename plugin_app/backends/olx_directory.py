@@ -7,7 +7,9 @@ units live under ``drafts/`` with ``parent_url`` and ``index_in_children_list``;
 ``static/`` with their metadata (``locked`` included) in ``policies/assets.json``.
 
 Writers take an exclusive ``flock`` on the course directory and exporters a shared one, so an
-export never sees a course half-written by a bulk upload, across threads and processes.
+export never sees a course half-written by a bulk upload, across threads and processes. A batch
+holds the exclusive lock over several writes and rewrites ``policies/assets.json`` once, at its
+end: a row's cost then does not grow with the number of assets the course already has.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,12 +61,107 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _write_xml(path: Path, element: ElementTree.Element) -> None:
+    batch = _batch_of(path)
+    if batch and path in batch.staged:  # written at the batch's end, with the batch's other changes
+        batch.staged[path] = element
+        return
     ElementTree.indent(element)
     _write_atomic(path, ElementTree.tostring(element, encoding="utf-8") + b"\n")
 
 
 def _read_xml(path: Path) -> ElementTree.Element:
+    batch = _batch_of(path)
+    if batch and path in batch.staged:
+        return batch.staged[path]
     return safe_parse(path).getroot()
+
+
+def _update_xml(path: Path, element: ElementTree.Element) -> None:
+    """Write a changed file; in a batch, once at its end (a unit's file grows with each component)."""
+    batch = _batch_of(path)
+    if batch:
+        batch.staged[path] = element
+    else:
+        _write_xml(path, element)
+
+
+def _unlink(path: Path) -> None:
+    batch = _batch_of(path)
+    if batch:
+        batch.staged.pop(path, None)
+    path.unlink()
+
+
+class _AssetPolicy:
+    """A course's ``policies/assets.json``, read when first changed and written back on ``save``.
+
+    The last version this process wrote is kept (by path, with the file's stamp): the next
+    batch of the same course parses it again only if someone else changed it meanwhile.
+    """
+
+    _last: dict[Path, tuple[tuple[int, int], dict]] = {}
+
+    def __init__(self, course_path: Path):
+        self.path = course_path / "policies" / "assets.json"
+        self._entries: dict | None = None
+
+    def _stamp(self) -> tuple[int, int]:
+        stat = self.path.stat()
+        return stat.st_mtime_ns, stat.st_size
+
+    def _read(self) -> dict:
+        if self._entries is None:
+            if not self.path.exists():
+                self._entries = {}
+            else:
+                stamp, entries = self._last.get(self.path, ((0, 0), {}))
+                # A copy: a batch that fails must leave the kept version as the file has it.
+                fresh = stamp == self._stamp()
+                self._entries = dict(entries) if fresh else json.loads(self.path.read_text("utf-8"))
+        return self._entries
+
+    def get(self, name: str) -> dict:
+        return self._read().get(name, {})
+
+    def set(self, name: str, entry: dict) -> None:
+        self._read()[name] = entry
+
+    def save(self) -> None:
+        if self._entries is not None:  # the C encoder (no indent): thousands of assets in milliseconds
+            _write_atomic(self.path, json.dumps(self._entries, sort_keys=True).encode("utf-8") + b"\n")
+            self._last[self.path] = (self._stamp(), self._entries)
+
+
+class _Batch:
+    """What a batch of writes to one course changed and has not written yet."""
+
+    def __init__(self, course_path: Path):
+        self.policy = _AssetPolicy(course_path)
+        self.staged: dict[Path, ElementTree.Element] = {}
+        self.units: dict[tuple[str, ...], UsageKey] = {}  # outline paths resolved in this batch
+
+    def save(self) -> None:
+        staged, self.staged = self.staged, {}
+        for path, element in staged.items():
+            _write_xml(path, element)
+        self.policy.save()
+
+
+# Per thread: the courses it holds in a batch (by path).
+_held = threading.local()
+
+
+def _batches() -> dict[Path, _Batch]:
+    if not hasattr(_held, "courses"):
+        _held.courses = {}
+    return _held.courses
+
+
+def _batch_of(path: Path) -> _Batch | None:
+    for course_path, batch in _batches().items():
+        if path.is_relative_to(course_path):
+            return batch
+    return None
 
 
 class _Course:
@@ -74,6 +172,9 @@ class _Course:
 
     @contextlib.contextmanager
     def locked(self, exclusive: bool) -> Iterator[None]:
+        if self.path in _batches():  # this thread's batch holds the course exclusively already
+            yield
+            return
         fd = os.open(self.path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
@@ -120,7 +221,7 @@ class _Course:
             # Keep non-block children (e.g. <wiki/> of the course) last, as Studio does.
             index = sum(1 for child in parent if child.tag in (*OUTLINE_CATEGORIES, *_COMPONENT_TYPES))
         parent.insert(index, pointer)
-        _write_xml(parent_path, parent)
+        _update_xml(parent_path, parent)
 
 
 class OlxDirectoryBackend(CourseBackend):
@@ -198,6 +299,20 @@ class OlxDirectoryBackend(CourseBackend):
 
     # Content ----------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def batch(self, course_key: CourseKey) -> Iterator[None]:
+        course = self._course(course_key)
+        if course.path in _batches():
+            yield
+            return
+        with course.locked(exclusive=True):
+            batch = _batches()[course.path] = _Batch(course.path)
+            try:
+                yield
+                batch.save()
+            finally:
+                del _batches()[course.path]
+
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
         """As a Studio export lays an uploaded asset out (xmodule/contentstore/mongo.py
         ``export`` and ``export_all_for_course``): the file under its display name in
@@ -211,29 +326,33 @@ class OlxDirectoryBackend(CourseBackend):
         with course.locked(exclusive=True):
             with atomic_file(course.path / "static" / file_name) as out:
                 shutil.copyfileobj(asset.stream, out, 1024 * 1024)
-            policy_path = course.path / "policies" / "assets.json"
-            policy = json.loads(policy_path.read_text("utf-8")) if policy_path.exists() else {}
-            replaced = policy.get(name, {}).get("displayname")
+            batch = _batches().get(course.path)
+            policy = batch.policy if batch else _AssetPolicy(course.path)
+            replaced = policy.get(name).get("displayname")
             if replaced and replaced != file_name:  # the same asset, uploaded under another name
                 (course.path / "static" / replaced).unlink(missing_ok=True)
-            policy[name] = {
-                "contentType": asset.content_type,
-                "content_son": {
-                    "category": "asset",
-                    "course": course_key.course,
-                    "name": name,
-                    "org": course_key.org,
-                    "revision": None,
-                    "run": course_key.run,
-                    "tag": "c4x",
+            policy.set(
+                name,
+                {
+                    "contentType": asset.content_type,
+                    "content_son": {
+                        "category": "asset",
+                        "course": course_key.course,
+                        "name": name,
+                        "org": course_key.org,
+                        "revision": None,
+                        "run": course_key.run,
+                        "tag": "c4x",
+                    },
+                    "displayname": asset.name,
+                    "filename": str(asset_key),
+                    "import_path": None,
+                    "locked": asset.locked,
+                    "thumbnail_location": None,
                 },
-                "displayname": asset.name,
-                "filename": str(asset_key),
-                "import_path": None,
-                "locked": asset.locked,
-                "thumbnail_location": None,
-            }
-            _write_atomic(policy_path, json.dumps(policy, indent=4, sort_keys=True).encode("utf-8") + b"\n")
+            )
+            if batch is None:
+                policy.save()
         return f"/{asset_key}"
 
     def save_video_transcript(self, video_key: UsageKey, srt: bytes, user) -> dict:
@@ -273,6 +392,9 @@ class OlxDirectoryBackend(CourseBackend):
         return usage_key
 
     def _ensure_outline(self, course: _Course, titles: list[str]) -> UsageKey:
+        batch = _batches().get(course.path)
+        if batch and tuple(titles) in batch.units:  # the batch holds the course: the outline is as it left it
+            return batch.units[tuple(titles)]
         with course.locked(exclusive=True):
             parent_path = course.root_file()
             for depth, (block_type, title) in enumerate(zip(OUTLINE_CATEGORIES, titles, strict=True)):
@@ -284,7 +406,10 @@ class OlxDirectoryBackend(CourseBackend):
                         _write_xml(path, ElementTree.Element(block_type, {"display_name": title}))
                     course.add_pointer(parent_path, block_type, block_id)
                 parent_path = course.block_file(block_type, block_id)
-        return course.usage_key("vertical", block_id)
+        unit_key = course.usage_key("vertical", block_id)
+        if batch:
+            batch.units[tuple(titles)] = unit_key
+        return unit_key
 
     def create_component(self, unit_key: UsageKey, spec: ComponentSpec, user) -> UsageKey:
         course = self._course(unit_key.course_key)
@@ -316,7 +441,7 @@ class OlxDirectoryBackend(CourseBackend):
             for child in unit:
                 self._publish_draft_file(course, child.tag, child.get("url_name", ""))
             _write_xml(course.block_file(usage_key.block_type, usage_key.block_id), unit)
-            draft_path.unlink()
+            _unlink(draft_path)
             parent_path = course.block_file(parent_key.block_type, parent_key.block_id)
             course.add_pointer(parent_path, usage_key.block_type, usage_key.block_id, index)
 

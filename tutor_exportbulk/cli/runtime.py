@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,9 +53,26 @@ class Runtime:
             render(self.console)
 
     def follow(self, process_id: str, kind: str | None, interval: float) -> dict[str, Any]:
-        """Poll a process to its end (a progress bar for humans); its final status."""
-        statuses = self.client.wait(process_id, kind=kind, interval=interval)
-        return follow(self.console, statuses, f"{kind or 'process'} {process_id}", show=not self.as_json)
+        """Poll a process to its end, with a progress bar for humans; the final status.
+
+        Ctrl-C asks whether to cancel the process (a person only): yes cancels it and answers
+        its status then; no leaves it running and stops following it.
+        """
+        seen: dict[str, Any] = {}
+
+        def statuses() -> Iterator[dict[str, Any]]:
+            for status in self.client.wait(process_id, kind=kind, interval=interval):
+                seen.update(status)
+                yield status
+
+        try:
+            return follow(self.console, statuses(), f"{kind or 'process'} {process_id}", show=not self.as_json)
+        except KeyboardInterrupt:
+            if self.as_json or not click.confirm(f"
+Cancel {process_id}?", default=False, err=True):
+                self.hint(f"{process_id} goes on; follow it with: {{prog}} status {process_id} --wait")
+                raise click.Abort() from None
+            return self.client.cancel(process_id, seen.get("kind") or kind)
 
 
 def runtime_of(ctx: click.Context) -> Runtime:
