@@ -147,7 +147,9 @@ def platform(monkeypatch):
             state["transcripts"], lambda row, lookup: row[0] == lookup["video__courses__course_id"]
         )
 
-    store = types.SimpleNamespace(get_all_content_for_course=lambda key: (state["assets"], len(state["assets"])))
+    store = types.SimpleNamespace(
+        get_all_content_for_course=lambda key: (state["assets"], len(state["assets"]))
+    )
     modules = {
         "common.djangoapps.split_modulestore_django.models": types.SimpleNamespace(
             SplitModulestoreCourseIndex=types.SimpleNamespace(
