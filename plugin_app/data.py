@@ -12,6 +12,7 @@ from typing import BinaryIO
 class ProcessKind(enum.StrEnum):
     EXPORT = "export"
     UPLOAD = "upload"
+    BACKUP = "backup"
 
 
 class ProcessStatus(enum.StrEnum):
@@ -89,6 +90,15 @@ class ComponentSpec:
     block_id: str
     display_name: str
     fields: dict = field(default_factory=dict)
+
+
+@dataclass
+class ItemOutcome:
+    """How one item of a process ended; ``error`` is one sentence, safe to show."""
+
+    status: ItemStatus
+    result: dict = field(default_factory=dict)
+    error: str = ""
 
 
 @dataclass(frozen=True)

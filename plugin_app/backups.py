@@ -1,0 +1,287 @@
+"""
+Course backups: dated, checksummed versions of each course that changed since its last backup.
+
+A backup process has one item per course. Each item holds its course against other runs,
+compares the course's fingerprint with the one of its newest backup, and exports only when they
+differ, into ``<prefix>backups/<course_id>/<UTC stamp>.tar.gz``, the sha256 counted as the bytes
+stream out. Once every item has ended, :func:`finish_run` prunes the courses the run backed up
+and writes the run manifest ``<prefix>backups/runs/<UTC stamp>-<processId>.json``.
+
+Every object is recorded (``BackupVersion``) before its first byte is sent and completed after
+its last. A version still incomplete when its course is next held belongs to a runner that died:
+its object and unfinished multipart upload are discarded before anything else happens, so no
+partial or orphan object outlives the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, InterfaceError, connection
+from django.db.models import Q
+from django.utils import timezone
+from opaque_keys import InvalidKeyError
+from opaque_keys.edx.keys import CourseKey
+
+from plugin_app import storage
+from plugin_app.backends import get_backend
+from plugin_app.backends.base import CourseNotFound
+from plugin_app.data import ItemOutcome, ItemStatus
+from plugin_app.export import ExportError, storage_name, write_course
+from plugin_app.models import BackupCourse, BackupVersion, BulkItem, BulkProcess
+
+log = logging.getLogger(__name__)
+
+PREFIX = "backups"
+EXPORTED, UNCHANGED, FAILED = "exported", "unchanged", "failed"
+BUSY = "Another backup run is backing up this course right now; it will be current once that run ends."
+UNEXPECTED = "Backup failed: an unexpected error occurred; see the server logs."
+
+
+def stamp(moment: datetime) -> str:
+    """A UTC time as object names carry it; in lexical order is in time order."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def version_name(course_id: str, moment: datetime) -> str:
+    """Where the backup of the course taken at ``moment`` is stored; ValueError if the course id
+    would not make exactly one folder below ``backups/``."""
+    if "/" in course_id or course_id in ("", ".", "..", "runs"):
+        raise ValueError(f"Unsafe course id for a backup name: {course_id!r}")
+    return storage.object_name(PREFIX, course_id, f"{stamp(moment)}.tar.gz")
+
+
+def manifest_name(process: BulkProcess) -> str:
+    """The run manifest's name: the same for every attempt at finishing the run."""
+    return storage.object_name(PREFIX, "runs", f"{stamp(process.created)}-{process.process_id.hex}.json")
+
+
+def check_course_id(course_id: str) -> str | None:
+    """Why the course cannot be backed up whatever its content (one sentence), or None."""
+    try:
+        CourseKey.from_string(course_id)
+    except InvalidKeyError:
+        return "Invalid course key."
+    try:
+        storage_name(lambda: version_name(course_id, timezone.now()))
+    except ExportError as exc:
+        return str(exc)
+    return None
+
+
+# Holding a course ---------------------------------------------------------------------------
+
+
+def _expiry() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.EXPORTBULK_LEASE_SECONDS)
+
+
+@contextlib.contextmanager
+def held(course_id: str, holder: str) -> Iterator[BackupCourse | None]:
+    """The course's backup record, held by ``holder`` for the ``with`` block; None when another
+    holder has it. The hold is renewed in the background and lapses if its holder dies."""
+    try:
+        course, _ = BackupCourse.objects.get_or_create(course_id=course_id)
+    except IntegrityError:  # created meanwhile by another run
+        course = BackupCourse.objects.get(course_id=course_id)
+    free = Q(held_until__isnull=True) | Q(held_until__lt=timezone.now()) | Q(held_by=holder)
+    if (
+        not BackupCourse.objects.filter(pk=course.pk)
+        .filter(free)
+        .update(held_by=holder, held_until=_expiry())
+    ):
+        yield None
+        return
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(course.pk, holder, stop), daemon=True)
+    renewer.start()
+    try:
+        yield course
+    finally:
+        stop.set()
+        renewer.join()
+        with contextlib.suppress(DatabaseError, InterfaceError):  # an expired hold is as good
+            BackupCourse.objects.filter(pk=course.pk, held_by=holder).update(held_by="", held_until=None)
+
+
+def _renew(pk: int, holder: str, stop: threading.Event) -> None:
+    try:
+        while not stop.wait(settings.EXPORTBULK_LEASE_SECONDS / 3):
+            try:
+                BackupCourse.objects.filter(pk=pk, held_by=holder).update(held_until=_expiry())
+            except (DatabaseError, InterfaceError) as exc:
+                log.warning("Could not renew the backup hold on course %s: %r", pk, exc)
+                connection.close()
+    finally:
+        connection.close()
+
+
+def _discard_unfinished(course: BackupCourse) -> None:
+    """Remove what a dead holder left: versions recorded but never completed."""
+    for version in course.versions.filter(size__isnull=True):
+        storage.discard(version.name)
+        version.delete()
+
+
+# One course -----------------------------------------------------------------------------------
+
+
+def run_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
+    """The lifecycle's ``run_item`` of a backup: one course, as the process's options say."""
+    changed_only = bool((getattr(process, "options", None) or {}).get("changed_only", True))
+    return backup_course(
+        item.course_id, process.process_id.hex, f"{process.process_id.hex}:{item.pk}", changed_only
+    )
+
+
+def backup_course(course_id: str, process_id: str, holder: str, changed_only: bool = True) -> ItemOutcome:
+    """Back up one course unless its newest backup is current; a failure keeps older versions."""
+    reason = check_course_id(course_id)
+    if reason:
+        return ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, reason)
+    with held(course_id, holder) as course:
+        if course is None:
+            return ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, BUSY)
+        _discard_unfinished(course)
+        try:
+            outcome = _backup_held(course, CourseKey.from_string(course_id), process_id, changed_only)
+        except (CourseNotFound, ExportError) as exc:
+            outcome = ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, _reason(exc))
+        except (DatabaseError, InterfaceError):
+            raise  # transient: the lifecycle runs the item again
+        except Exception:  # pylint: disable=broad-except
+            log.exception("Backup of %s failed", course_id)
+            outcome = ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, UNEXPECTED)
+        if outcome.status == ItemStatus.FAILED:
+            course.last_failure, course.last_failure_reason = timezone.now(), outcome.error
+            course.save(update_fields=["last_failure", "last_failure_reason"])
+    return outcome
+
+
+def _reason(exc: Exception) -> str:
+    return "Course not found." if isinstance(exc, CourseNotFound) else str(exc)
+
+
+def _backup_held(
+    course: BackupCourse, course_key: CourseKey, process_id: str, changed_only: bool
+) -> ItemOutcome:
+    fingerprint = get_backend().fingerprint(course_key)
+    newest = newest_version(course)
+    # An object removed behind our back (a bucket lifecycle rule, a person) is no backup.
+    if (
+        changed_only
+        and newest
+        and newest.fingerprint == fingerprint
+        and storage.get_storage().exists(newest.name)
+    ):
+        return ItemOutcome(ItemStatus.SUCCESS, _described(newest, UNCHANGED))
+    moment = timezone.now()
+    version = BackupVersion.objects.create(
+        course=course,
+        name=version_name(course.course_id, moment),
+        created=moment,
+        process_id=process_id,
+        fingerprint=fingerprint,
+    )
+    try:
+        written = write_course(course_key, version.name)
+    except BaseException:
+        # The writer aborted its upload; if the database is what failed, the next hold cleans up.
+        version.delete()
+        raise
+    version.size, version.sha256 = written.size, written.sha256
+    version.save(update_fields=["size", "sha256"])
+    return ItemOutcome(ItemStatus.SUCCESS, _described(version, EXPORTED))
+
+
+def newest_version(course: BackupCourse) -> BackupVersion | None:
+    """The newest complete, undeleted backup of the course."""
+    return course.versions.filter(size__isnull=False, deleted_at__isnull=True).first()
+
+
+def _described(version: BackupVersion, outcome: str) -> dict:
+    return {
+        "outcome": outcome,
+        "key": version.name,
+        "size": version.size,
+        "sha256": version.sha256,
+        "fingerprint": version.fingerprint,
+        "created": version.created.isoformat(),
+    }
+
+
+def present_item(item: BulkItem, detail: bool) -> dict:
+    """A course of a backup as the status API shows it."""
+    result = item.result or {}
+    if item.status == ItemStatus.FAILED:
+        return {"course_id": item.course_id, "status": FAILED, "reason": item.error}
+    if item.status != ItemStatus.SUCCESS:
+        return {"course_id": item.course_id, "status": str(item.status)}
+    shown = {"course_id": item.course_id, "status": result["outcome"], "key": result["key"]}
+    if result["outcome"] == EXPORTED:
+        shown.update(size=result["size"], sha256=result["sha256"])
+        if detail:
+            shown["url"] = storage.download_url(result["key"])
+    return shown
+
+
+# The end of a run -----------------------------------------------------------------------------
+
+
+def finish_run(process: BulkProcess) -> None:
+    """The lifecycle's ``before_finish``: prune the courses this run backed up, then write the
+    run manifest (deletions included). Safe to run again: the manifest's name is fixed."""
+    process_id = process.process_id.hex
+    items = list(process.items.order_by("position"))
+    for item in items:
+        if item.status == ItemStatus.SUCCESS:
+            prune(item.course_id, process_id, f"{process_id}:finish")
+    deleted = BackupVersion.objects.filter(deleted_by=process_id, deleted_at__isnull=False)
+    manifest = {
+        "processId": process_id,
+        "time": process.created.astimezone(UTC).isoformat(),
+        "courses": [_manifest_entry(item) for item in items],
+        "deleted": [
+            {"course_id": v.course.course_id, "key": v.name, "size": v.size, "sha256": v.sha256}
+            for v in deleted.select_related("course").order_by("course__course_id", "-created")
+        ],
+    }
+    with storage.open_writer(manifest_name(process), "application/json") as out:
+        out.write(json.dumps(manifest, indent=2).encode("utf-8"))
+
+
+def _manifest_entry(item: BulkItem) -> dict:
+    if item.status != ItemStatus.SUCCESS:
+        return {"course_id": item.course_id, "status": FAILED, "reason": item.error or "Not run."}
+    result = item.result
+    return {"course_id": item.course_id, "status": result["outcome"]} | {
+        name: result[name] for name in ("key", "size", "sha256", "fingerprint", "created")
+    }
+
+
+def prune(course_id: str, process_id: str, holder: str) -> None:
+    """Delete the course's versions beyond ``EXPORTBULK_BACKUP_KEEP`` or older than
+    ``EXPORTBULK_BACKUP_MAX_AGE_DAYS``, never its newest; each marked ``deleted_by`` the run.
+
+    A course another run holds is left to that run, which prunes it when it ends."""
+    keep = max(1, settings.EXPORTBULK_BACKUP_KEEP)
+    max_age = settings.EXPORTBULK_BACKUP_MAX_AGE_DAYS
+    cutoff = timezone.now() - timedelta(days=max_age) if max_age else None
+    with held(course_id, holder) as course:
+        if course is None:
+            return
+        versions = list(course.versions.filter(size__isnull=False, deleted_at__isnull=True))
+        for index, version in enumerate(versions):
+            if index == 0 or (index < keep and not (cutoff and version.created < cutoff)):
+                continue
+            version.deleted_by = process_id  # recorded first: a run killed here is redone by the next
+            version.save(update_fields=["deleted_by"])
+            storage.discard(version.name)
+            version.deleted_at = timezone.now()
+            version.save(update_fields=["deleted_at"])
