@@ -8,6 +8,8 @@ Settings of the standalone project: the app outside Open edX, configured from th
     CELERY_BROKER_URL         e.g. redis://127.0.0.1:6379/0; unset: tasks run in-process
     EXPORTBULK_BUCKET, EXPORTBULK_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     AWS_DEFAULT_REGION        S3 storage; without a bucket files go to $EXPORTBULK_HOME/storage
+    EXPORTBULK_BACKUP_KEEP, EXPORTBULK_BACKUP_MAX_AGE_DAYS   backup retention (default 7 and 0)
+    EXPORTBULK_SERVICE_USERNAME   the user `exportbulk-standalone backup` runs as (default exportbulk)
 """
 
 from __future__ import annotations
@@ -165,7 +167,10 @@ EXPORTBULK_AWS_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
 EXPORTBULK_S3_REGION = os.environ.get("AWS_DEFAULT_REGION", "")
 EXPORTBULK_KEY_PREFIX = os.environ.get("EXPORTBULK_KEY_PREFIX", "")
 EXPORTBULK_CELERY_QUEUE = CELERY_TASK_DEFAULT_QUEUE
+EXPORTBULK_SERVICE_USERNAME = os.environ.get("EXPORTBULK_SERVICE_USERNAME", "exportbulk")
 for _name in (
+    "EXPORTBULK_BACKUP_KEEP",
+    "EXPORTBULK_BACKUP_MAX_AGE_DAYS",
     "EXPORTBULK_EXPORT_CONCURRENCY",
     "EXPORTBULK_UPLOAD_MAX_ROWS",
     "EXPORTBULK_MAX_COURSES_PER_REQUEST",
