@@ -57,7 +57,7 @@ class BackupView(BulkAPIView):
 
 
 class BackupStatusView(_StatusView):
-    """``GET /api/courses/v0/backup/status/<processId>``: one backup run of the caller, every course's outcome."""
+    """``GET /api/courses/v0/backup/status/<processId>``: one backup run of the caller, course by course."""
 
     kind, api_id = ProcessKind.BACKUP, "api.backup.status"
 
