@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "backups"
 EXPORTED, UNCHANGED, FAILED = "exported", "unchanged", "failed"
+OUTCOMES = (EXPORTED, UNCHANGED, FAILED)
 BUSY = "Another backup run is backing up this course right now; it will be current once that run ends."
 UNEXPECTED = "Backup failed: an unexpected error occurred; see the server logs."
 
@@ -223,12 +224,10 @@ def present_item(item: BulkItem, detail: bool) -> dict:
         return {"course_id": item.course_id, "status": FAILED, "reason": item.error}
     if item.status != ItemStatus.SUCCESS:
         return {"course_id": item.course_id, "status": str(item.status)}
-    shown = {"course_id": item.course_id, "status": result["outcome"], "key": result["key"]}
-    if result["outcome"] == EXPORTED:
-        shown.update(size=result["size"], sha256=result["sha256"])
-        if detail:
-            shown["url"] = storage.download_url(result["key"])
-    return shown
+    shown = {name: result[name] for name in ("key", "size", "sha256")}
+    if detail:  # the run has ended: URLs are worth presigning
+        shown["url"] = storage.download_url(result["key"])
+    return {"course_id": item.course_id, "status": result["outcome"], **shown}
 
 
 # The end of a run -----------------------------------------------------------------------------
