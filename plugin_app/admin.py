@@ -63,7 +63,7 @@ class BackupCourseAdmin(ReadOnlyAdmin):
 
     list_display = ("course_id", "last_backup", "last_backup_size", "last_backup_age", "failed_since")
     search_fields = ("course_id",)
-    readonly_fields = ("course_id", "held_by", "held_until", "last_failure", "last_failure_reason")
+    readonly_fields = ("course_id", "held_by", "lease_expires", "last_failure", "last_failure_reason")
     inlines = [BackupVersionInline]
 
     def get_queryset(self, request):

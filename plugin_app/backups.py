@@ -19,21 +19,23 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, InterfaceError, connection
+from django.db import DatabaseError, IntegrityError, InterfaceError, connections
 from django.db.models import Q
 from django.utils import timezone
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import storage
+from plugin_app import lifecycle, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseNotFound
-from plugin_app.data import ItemOutcome, ItemStatus
+from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.export import ExportError, storage_name, write_course
+from plugin_app.exports import requested_item
+from plugin_app.lease import expiry, renewing
 from plugin_app.models import BackupCourse, BackupVersion, BulkItem, BulkProcess
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ EXPORTED, UNCHANGED, FAILED = "exported", "unchanged", "failed"
 OUTCOMES = (EXPORTED, UNCHANGED, FAILED)
 BUSY = "Another backup run is backing up this course right now; it will be current once that run ends."
 UNEXPECTED = "Backup failed: an unexpected error occurred; see the server logs."
+CANCELED = "Canceled before the backup was stored."
 
 
 def stamp(moment: datetime) -> str:
@@ -63,6 +66,10 @@ def manifest_name(process: BulkProcess) -> str:
     return storage.object_name(PREFIX, "runs", f"{stamp(process.created)}-{process.process_id.hex}.json")
 
 
+def manifest_key(process_id: str) -> str:
+    return manifest_name(BulkProcess.objects.get(process_id=process_id))
+
+
 def check_course_id(course_id: str) -> str | None:
     """Why the course cannot be backed up whatever its content (one sentence), or None."""
     try:
@@ -79,10 +86,6 @@ def check_course_id(course_id: str) -> str | None:
 # Holding a course ---------------------------------------------------------------------------
 
 
-def _expiry() -> datetime:
-    return timezone.now() + timedelta(seconds=settings.EXPORTBULK_LEASE_SECONDS)
-
-
 @contextlib.contextmanager
 def held(course_id: str, holder: str) -> Iterator[BackupCourse | None]:
     """The course's backup record, held by ``holder`` for the ``with`` block; None when another
@@ -91,36 +94,21 @@ def held(course_id: str, holder: str) -> Iterator[BackupCourse | None]:
         course, _ = BackupCourse.objects.get_or_create(course_id=course_id)
     except IntegrityError:  # created meanwhile by another run
         course = BackupCourse.objects.get(course_id=course_id)
-    free = Q(held_until__isnull=True) | Q(held_until__lt=timezone.now()) | Q(held_by=holder)
+    free = Q(lease_expires__isnull=True) | Q(lease_expires__lt=timezone.now()) | Q(held_by=holder)
     if (
         not BackupCourse.objects.filter(pk=course.pk)
         .filter(free)
-        .update(held_by=holder, held_until=_expiry())
+        .update(held_by=holder, lease_expires=expiry())
     ):
         yield None
         return
-    stop = threading.Event()
-    renewer = threading.Thread(target=_renew, args=(course.pk, holder, stop), daemon=True)
-    renewer.start()
+    mine = BackupCourse.objects.filter(pk=course.pk, held_by=holder)
     try:
-        yield course
+        with renewing(mine):
+            yield course
     finally:
-        stop.set()
-        renewer.join()
         with contextlib.suppress(DatabaseError, InterfaceError):  # an expired hold is as good
-            BackupCourse.objects.filter(pk=course.pk, held_by=holder).update(held_by="", held_until=None)
-
-
-def _renew(pk: int, holder: str, stop: threading.Event) -> None:
-    try:
-        while not stop.wait(settings.EXPORTBULK_LEASE_SECONDS / 3):
-            try:
-                BackupCourse.objects.filter(pk=pk, held_by=holder).update(held_until=_expiry())
-            except (DatabaseError, InterfaceError) as exc:
-                log.warning("Could not renew the backup hold on course %s: %r", pk, exc)
-                connection.close()
-    finally:
-        connection.close()
+            mine.update(held_by="", lease_expires=None)
 
 
 def _discard_unfinished(course: BackupCourse) -> None:
@@ -133,16 +121,52 @@ def _discard_unfinished(course: BackupCourse) -> None:
 # One course -----------------------------------------------------------------------------------
 
 
+def start_backup(user, course_ids: list[str], changed_only: bool = True, *, send: bool = True) -> str:
+    """Record a backup run of the courses for the user and (``send``) queue it; its process id.
+
+    Courses the user may not author, that do not exist, or whose id cannot name a backup are
+    recorded failed with the reason. Raises lifecycle.QuotaExceeded or QueueUnavailable (then
+    nothing is recorded).
+    """
+    backend = get_backend()
+    items = []
+    for position, course_id in enumerate(dict.fromkeys(course_ids)):
+        item = requested_item(user, position, course_id, backend)
+        reason = None if item.status == ItemStatus.FAILED else check_course_id(course_id)
+        if reason:
+            item.status, item.error = ItemStatus.FAILED, reason
+        items.append(item)
+    return lifecycle.start(user, ProcessKind.BACKUP, items, {"changed_only": changed_only}, send=send)
+
+
 def run_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     """The lifecycle's ``run_item`` of a backup: one course, as the process's options say."""
-    changed_only = bool((getattr(process, "options", None) or {}).get("changed_only", True))
-    return backup_course(
-        item.course_id, process.process_id.hex, f"{process.process_id.hex}:{item.pk}", changed_only
-    )
+    process_id = process.process_id.hex
+    try:
+        return backup_course(
+            item.course_id,
+            process_id,
+            f"{process_id}:{item.pk}",
+            bool(process.options.get("changed_only", True)),
+            lifecycle.cancel_check(process),
+        )
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connections.close_all()  # a pool thread of ``run_now``: give its connection back
 
 
-def backup_course(course_id: str, process_id: str, holder: str, changed_only: bool = True) -> ItemOutcome:
-    """Back up one course unless its newest backup is current; a failure keeps older versions."""
+def backup_course(
+    course_id: str,
+    process_id: str,
+    holder: str,
+    changed_only: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+) -> ItemOutcome:
+    """Back up one course unless its newest backup is current; a failure keeps older versions.
+
+    ``should_stop`` (a cancel) is asked between parts of the upload: the course then ends
+    canceled, and nothing of it is stored.
+    """
     reason = check_course_id(course_id)
     if reason:
         return ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, reason)
@@ -151,7 +175,11 @@ def backup_course(course_id: str, process_id: str, holder: str, changed_only: bo
             return ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, BUSY)
         _discard_unfinished(course)
         try:
-            outcome = _backup_held(course, CourseKey.from_string(course_id), process_id, changed_only)
+            outcome = _backup_held(
+                course, CourseKey.from_string(course_id), process_id, changed_only, should_stop
+            )
+        except storage.Stopped:
+            return ItemOutcome(ItemStatus.CANCELED, {"outcome": "canceled"}, CANCELED)
         except (CourseNotFound, ExportError) as exc:
             outcome = ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, _reason(exc))
         except (DatabaseError, InterfaceError):
@@ -170,7 +198,11 @@ def _reason(exc: Exception) -> str:
 
 
 def _backup_held(
-    course: BackupCourse, course_key: CourseKey, process_id: str, changed_only: bool
+    course: BackupCourse,
+    course_key: CourseKey,
+    process_id: str,
+    changed_only: bool,
+    should_stop: Callable[[], bool] | None,
 ) -> ItemOutcome:
     fingerprint = get_backend().fingerprint(course_key)
     newest = newest_version(course)
@@ -191,7 +223,7 @@ def _backup_held(
         fingerprint=fingerprint,
     )
     try:
-        written = write_course(course_key, version.name)
+        written = write_course(course_key, version.name, should_stop)
     except BaseException:
         # The writer aborted its upload; if the database is what failed, the next hold cleans up.
         version.delete()
@@ -284,3 +316,8 @@ def prune(course_id: str, process_id: str, holder: str) -> None:
             storage.discard(version.name)
             version.deleted_at = timezone.now()
             version.save(update_fields=["deleted_at"])
+
+
+lifecycle.register(
+    lifecycle.KindSpec(ProcessKind.BACKUP, run_item, before_finish=finish_run, present_item=present_item)
+)

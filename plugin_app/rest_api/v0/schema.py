@@ -58,12 +58,17 @@ class _ProcessSerializer(serializers.Serializer):
     totalCount = serializers.IntegerField()  # noqa: N815
     successCount = serializers.IntegerField()  # noqa: N815
     failedCount = serializers.IntegerField()  # noqa: N815
+    canceledCount = serializers.IntegerField(help_text="Items canceled before they ran")  # noqa: N815
     startTime = serializers.CharField()  # noqa: N815
     endTime = serializers.CharField(required=False)  # noqa: N815
     report = serializers.URLField(required=False, allow_null=True, help_text="CSV report, once finished")
     error = serializers.CharField(required=False, help_text="Why the process failed as a whole")
     successful_uploads = serializers.DictField(child=serializers.URLField(), required=False)
     failed_uploads = serializers.DictField(child=serializers.CharField(), required=False)
+    items = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="Every item, for kinds that show them"
+    )
+    manifest = serializers.URLField(required=False, help_text="Backups, once ended: the run manifest")
 
 
 class _ProcessSummarySerializer(serializers.Serializer):
@@ -115,6 +120,7 @@ def page_envelope(list_key: str) -> type[serializers.Serializer]:
     """The envelope of a status list whose processes are under ``list_key``."""
     title = list_key.capitalize()
     return _envelope(f"{title}PageEnvelope", _page_serializer(f"{title}Page", list_key))
+
 
 RowErrorsEnvelope = _envelope("RowErrorsEnvelope", _RowErrorsSerializer)
 EmptyEnvelope = _envelope("EmptyEnvelope", _EmptySerializer)
