@@ -28,6 +28,7 @@ import pymysql
 import requests
 from botocore.config import Config
 
+from bench.backup import bench_backup
 from plugin_app.standalone.cli import SAMPLE_COURSES
 from plugin_app.standalone.processes import free_port, standalone, wait_for_port
 from tests.builders import PROBLEM, content_zip, manifest
@@ -327,9 +328,9 @@ def main() -> None:
     parser.add_argument("--large-mb", type=int, default=300)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--poll-seconds", type=float, default=10)
-    parser.add_argument("--only", choices=["export", "upload", "status"], action="append")
+    parser.add_argument("--only", choices=["export", "upload", "status", "backup"], action="append")
     args = parser.parse_args()
-    only = set(args.only or ["export", "upload", "status"])
+    only = set(args.only or ["export", "upload", "status", "backup"])
     figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="exportbulk-bench-") as folder:
         work = Path(folder)
@@ -343,6 +344,8 @@ def main() -> None:
                 bench_upload(stack, args.rows, figures)
             if "status" in only:
                 bench_status(stack, args.poll_seconds, figures)
+            if "backup" in only:
+                bench_backup(stack, args.copies, figures, source_course(), copy_course)
         finally:
             stack.stop()
     for name, value in figures.items():
