@@ -76,6 +76,7 @@ class BackupStatusView(_StatusView):
 
     kind, api_id = ProcessKind.BACKUP, "api.backup.status"
 
+    @extend_schema(responses={200: schema.ProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS})
     def get(self, request, process_id: str):
         response = super().get(request, process_id)
         result = response.data["result"]
