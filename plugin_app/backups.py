@@ -252,8 +252,8 @@ def _described(version: BackupVersion, outcome: str) -> dict:
 def present_item(item: BulkItem, detail: bool) -> dict:
     """A course of a backup as the status API shows it."""
     result = item.result or {}
-    if item.status == ItemStatus.FAILED:
-        return {"course_id": item.course_id, "status": FAILED, "reason": item.error}
+    if item.status in (ItemStatus.FAILED, ItemStatus.CANCELED) and item.error:
+        return {"course_id": item.course_id, "status": str(item.status), "reason": item.error}
     if item.status != ItemStatus.SUCCESS:
         return {"course_id": item.course_id, "status": str(item.status)}
     shown = {name: result[name] for name in ("key", "size", "sha256")}
@@ -289,7 +289,12 @@ def finish_run(process: BulkProcess) -> None:
 
 def _manifest_entry(item: BulkItem) -> dict:
     if item.status != ItemStatus.SUCCESS:
-        return {"course_id": item.course_id, "status": FAILED, "reason": item.error or "Not run."}
+        status = "canceled" if item.status == ItemStatus.CANCELED else FAILED
+        return {
+            "course_id": item.course_id,
+            "status": status,
+            "reason": item.error or "Canceled before it ran.",
+        }
     result = item.result
     return {"course_id": item.course_id, "status": result["outcome"]} | {
         name: result[name] for name in ("key", "size", "sha256", "fingerprint", "created")

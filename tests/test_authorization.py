@@ -65,43 +65,44 @@ ENDPOINTS = {
     "backup-status": ("backup-status", "backup"),
     "backup-status-list": ("backup-status-list", None),
     "backup-versions": ("backup-versions", "course"),  # the versions of course A
+    "backup-cancel": ("backup-cancel", "backup"),
 }
 
 DENY = (401, 403)  # either is a refusal; what matters is that nothing happens
 # fmt: off
 EXPECTED = {
     #                      export status list  upload status list  any    dl:tgz csv  cancel:exp upl
-    #                      then backup: start status list versions
+    #                      then backup: start status list versions cancel
     "anonymous":           (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401),
+                           401, 401, 401, 401, 401),
     "jwt-malformed":       (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401),
+                           401, 401, 401, 401, 401),
     "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401),
+                           401, 401, 401, 401, 401),
     "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401),
+                           401, 401, 401, 401, 401),
     "jwt-expired":         (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401),
+                           401, 401, 401, 401, 401),
     "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401),
+                           401, 401, 401, 401, 401),
     "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401),
+                           401, 401, 401, 401, 401),
     "bearer-unknown":      (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401),
+                           401, 401, 401, 401, 401),
     "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,  200,  DENY,  DENY,
-                           DENY, DENY, DENY, DENY),
+                           DENY, DENY, DENY, DENY, DENY),
     "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,  200,  DENY,  DENY,
-                           DENY, DENY, DENY, DENY),
+                           DENY, DENY, DENY, DENY, DENY),
     "bearer-other-client": (400,   404,   200,  400,   404,   200,  404,   200,  200,  404,   404,
-                           202, 404, 200, 403),
+                           202, 404, 200, 403, 404),
     "author":              (200,   404,   200,  200,   404,   200,  404,   200,  200,  404,   404,
-                           202, 404, 200, 200),
+                           202, 404, 200, 200, 404),
     "staff":               (200,   404,   200,  200,   404,   200,  404,   200,  200,  404,   404,
-                           202, 404, 200, 200),
+                           202, 404, 200, 200, 404),
     "owner":               (200,   200,   200,  200,   200,   200,  200,   200,  200,  200,   200,
-                           202, 200, 200, 200),
+                           202, 200, 200, 200, 200),
     "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,   200,  200,  200,   200,
-                           202, 200, 200, 200),
+                           202, 200, 200, 200, 200),
 }
 # fmt: on
 
@@ -495,6 +496,7 @@ CHECKS = {
     "backup-status": check_status,
     "backup-status-list": check_list,
     "backup-versions": check_versions,
+    "backup-cancel": check_cancel,
 }
 
 

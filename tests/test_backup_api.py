@@ -128,3 +128,20 @@ def test_command_backs_up_as_the_service_user_and_fails_when_a_course_fails(
     assert "Course not found." in out.getvalue()
     with pytest.raises(CommandError, match="No active user 'nobody'"):
         call_command("exportbulk_backup", "--user", "nobody")
+
+
+def test_a_canceled_run_ends_canceled_stores_no_backup_and_says_so_in_its_manifest(
+    client_for, staff, other_course, bucket
+):
+    from plugin_app import backups
+
+    process_id = backups.start_backup(staff, [SAMPLE_COURSE_ID, other_course], send=False)  # not yet run
+    answer = client_for(staff).post(f"{STATUS}{process_id}/cancel")
+    assert answer.status_code == 200 and answer.json()["result"]["status"] == "Canceled"
+    result = client_for(staff).get(STATUS + process_id).json()["result"]
+    assert [i["status"] for i in result["items"]] == ["canceled", "canceled"]
+    manifest = requests.get(result["manifest"], timeout=30).json()
+    assert [c["status"] for c in manifest["courses"]] == ["canceled", "canceled"]
+    client, name = bucket
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=name).get("Contents", [])]
+    assert [k for k in keys if k.endswith(".tar.gz")] == []

@@ -29,6 +29,7 @@ OPERATIONS = {
     ("post", "/api/courses/v0/backup/"),
     ("get", "/api/courses/v0/backup/status/list"),
     ("get", "/api/courses/v0/backup/status/{process_id}"),
+    ("post", "/api/courses/v0/backup/status/{process_id}/cancel"),
     ("get", "/api/courses/v0/backup/versions/{course_id}"),
 }
 CHECKS = (

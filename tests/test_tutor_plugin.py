@@ -371,7 +371,8 @@ def test_backup_schedule_renders_a_cronjob_running_the_backup_command(project, t
 
 
 def test_backup_do_command_runs_the_management_command_in_the_cms(project):
-    assert project.tutor("local", "do", "exportbulk-backup", "--help").stdout.startswith("Usage:")
+    for runner in ("local", "k8s"):
+        assert project.tutor(runner, "do", "exportbulk-backup", "--help").stdout.startswith("Usage:")
     assert project.jobs("exportbulk-backup") == [("cms", "./manage.py cms exportbulk_backup --changed-only")]
     jobs = project.jobs(
         "exportbulk-backup", "--org", "Acme Org", "--course", "course-v1:A+B+C", "--no-changed-only"

@@ -23,6 +23,7 @@ from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.serializers import BackupRequestSerializer
 from plugin_app.rest_api.v0.views import (
     BulkAPIView,
+    _CancelView,
     _flatten,
     _list_schema,
     _StatusListView,
@@ -95,6 +96,13 @@ class BackupStatusListView(_StatusListView):
     """``GET /api/courses/v0/backup/status/list``: the caller's backup runs, newest first."""
 
     kind, api_id, list_key = ProcessKind.BACKUP, "api.backup.status.list", "backups"
+
+
+class BackupCancelView(_CancelView):
+    """``POST /api/courses/v0/backup/status/<processId>/cancel``: courses not started are canceled;
+    one being uploaded stops between parts, leaving no object. The run then ends Canceled."""
+
+    kind, api_id = ProcessKind.BACKUP, "api.backup.cancel"
 
 
 class _VersionSerializer(serializers.Serializer):

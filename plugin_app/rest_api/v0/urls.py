@@ -25,6 +25,7 @@ urlpatterns = [
     path("backup/", backups.BackupView.as_view(), name="backup"),
     path("backup/status/list", backups.BackupStatusListView.as_view(), name="backup-status-list"),
     path("backup/status/<str:process_id>", backups.BackupStatusView.as_view(), name="backup-status"),
+    path("backup/status/<str:process_id>/cancel", backups.BackupCancelView.as_view(), name="backup-cancel"),
     path("backup/versions/<str:course_id>", backups.BackupVersionsView.as_view(), name="backup-versions"),
     path("exportbulk/files/<str:token>", views.FileDownloadView.as_view(), name="download"),
 ]
