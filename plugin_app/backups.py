@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, connections
 from django.db.models import Q
@@ -46,6 +47,7 @@ OUTCOMES = (EXPORTED, UNCHANGED, FAILED)
 BUSY = "Another backup run is backing up this course right now; it will be current once that run ends."
 UNEXPECTED = "Backup failed: an unexpected error occurred; see the server logs."
 CANCELED = "Canceled before the backup was stored."
+_STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
 
 
 def stamp(moment: datetime) -> str:
@@ -182,8 +184,8 @@ def backup_course(
             return ItemOutcome(ItemStatus.CANCELED, {"outcome": "canceled"}, CANCELED)
         except (CourseNotFound, ExportError) as exc:
             outcome = ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, _reason(exc))
-        except (DatabaseError, InterfaceError):
-            raise  # transient: the lifecycle runs the item again
+        except lifecycle.TRANSIENT_ERRORS:
+            raise  # the database or the bucket (a HEAD, a discard): the lifecycle runs the item again
         except Exception:  # pylint: disable=broad-except
             log.exception("Backup of %s failed", course_id)
             outcome = ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, UNEXPECTED)
@@ -267,12 +269,19 @@ def present_item(item: BulkItem, detail: bool) -> dict:
 
 def finish_run(process: BulkProcess) -> None:
     """The lifecycle's ``before_finish``: prune the courses this run backed up, then write the
-    run manifest (deletions included). Safe to run again: the manifest's name is fixed."""
+    run manifest (deletions included). Safe to run again: the manifest's name is fixed.
+
+    The bucket refusing either is logged, not raised: the outcomes are in the database and the
+    status API shows them, and a run must end. A course left unpruned is pruned by its next run.
+    """
     process_id = process.process_id.hex
     items = list(process.items.order_by("position"))
     for item in items:
         if item.status == ItemStatus.SUCCESS:
-            prune(item.course_id, process_id, f"{process_id}:finish")
+            try:
+                prune(item.course_id, process_id, f"{process_id}:finish")
+            except _STORAGE_ERRORS as exc:
+                log.warning("Could not prune the backups of %s: %r", item.course_id, exc)
     deleted = BackupVersion.objects.filter(deleted_by=process_id, deleted_at__isnull=False)
     manifest = {
         "processId": process_id,
@@ -283,8 +292,11 @@ def finish_run(process: BulkProcess) -> None:
             for v in deleted.select_related("course").order_by("course__course_id", "-created")
         ],
     }
-    with storage.open_writer(manifest_name(process), "application/json") as out:
-        out.write(json.dumps(manifest, indent=2).encode("utf-8"))
+    try:
+        with storage.open_writer(manifest_name(process), "application/json") as out:
+            out.write(json.dumps(manifest, indent=2).encode("utf-8"))
+    except _STORAGE_ERRORS as exc:
+        log.error("Could not store the manifest of backup run %s: %r", process_id, exc)
 
 
 def _manifest_entry(item: BulkItem) -> dict:

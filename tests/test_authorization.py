@@ -33,7 +33,7 @@ from oauth2_provider.models import AbstractApplication, get_application_model
 from opaque_keys.edx.keys import CourseKey
 from rest_framework.test import APIClient
 
-from plugin_app import api, backups, lifecycle, storage
+from plugin_app import api, backups, storage
 from plugin_app.backends.olx_directory import author_group_name
 from plugin_app.data import ItemStatus, ProcessKind, ProcessStatus, UploadMode
 from plugin_app.models import BulkItem, BulkProcess
@@ -229,20 +229,8 @@ def download_token(url: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def backups_in_this_thread(monkeypatch):
-    """Backup items use the database, and the in-memory test database is locked to other threads
-    while the test's transaction is open: they run here, one by one, as a worker's tasks run them."""
-    send = lifecycle.dispatch
-
-    def dispatch(process_id: str) -> None:
-        if BulkProcess.objects.get(process_id=process_id).kind != ProcessKind.BACKUP:
-            return send(process_id)
-        items = BulkItem.objects.filter(process__process_id=process_id, status=ItemStatus.PENDING)
-        for item_id in items.values_list("id", flat=True):
-            lifecycle.work_on_item(item_id)
-        lifecycle.maybe_finish(process_id)
-
-    monkeypatch.setattr(lifecycle, "dispatch", dispatch)
+def _backups_here(backups_in_this_thread):
+    pass
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """
 The backup API and the ``exportbulk_backup`` command, in-process (no broker: the lifecycle runs
-the items at once), on OLX courses and moto's S3 server over HTTP.
+the items at once, in this thread), on OLX courses and moto's S3 server over HTTP.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 
 import pytest
 import requests
@@ -17,7 +18,7 @@ from plugin_app.models import BulkProcess
 from tests.builders import SAMPLE_COURSE_ID
 from tests.test_backups import add_course
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("backups_in_this_thread")]
 
 BACKUP = "/api/courses/v0/backup/"
 STATUS = "/api/courses/v0/backup/status/"
@@ -145,3 +146,15 @@ def test_a_canceled_run_ends_canceled_stores_no_backup_and_says_so_in_its_manife
     client, name = bucket
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=name).get("Contents", [])]
     assert [k for k in keys if k.endswith(".tar.gz")] == []
+
+
+def test_a_run_ends_even_when_the_bucket_refuses_its_manifest(client_for, staff, olx_root, bucket):
+    from plugin_app import backups, lifecycle
+
+    process_id = backups.start_backup(staff, [SAMPLE_COURSE_ID], send=False)
+    shutil.rmtree(olx_root / "sample")  # the course fails at run time, before any write
+    client, name = bucket
+    client.delete_bucket(Bucket=name)  # and the manifest cannot be stored
+    lifecycle.dispatch(process_id)
+    result = client_for(staff).get(STATUS + process_id).json()["result"]
+    assert result["status"] == "Completed" and result["items"][0]["reason"] == "Course not found."
