@@ -122,3 +122,23 @@ def test_command_runs_through_the_workers_and_exits_1_when_a_course_fails(live):
     )  # fmt: skip
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "0 exported, 1 unchanged, 1 failed" in failed.stdout and "Course not found." in failed.stdout
+
+
+def test_retention_on_the_worker_keeps_the_newest_versions_of_changed_courses_only(live):
+    live.stop_workers()
+    live.start_worker(EXPORTBULK_BACKUP_KEEP="2")  # read from the environment, as the standalone project does
+    try:
+        org = f"Keep{uuid.uuid4().hex[:6]}"
+        changing, steady = add_live_course(live, f"{org}A"), add_live_course(live, f"{org}B")
+        finals = []
+        for n in range(4):
+            (live.olx_root / f"{org}A" / "static" / "counter.txt").write_text(str(n))
+            finals.append(run(live, changing, steady))
+        written = [final["items"][0]["key"] for final in finals]
+        assert [final["items"][0]["status"] for final in finals] == ["exported"] * 4
+        assert [final["items"][1]["status"] for final in finals] == ["exported"] + ["unchanged"] * 3
+        assert keys(live, f"backups/{changing}/") == set(written[2:])
+        assert keys(live, f"backups/{steady}/") == {finals[0]["items"][1]["key"]}
+    finally:
+        live.stop_workers()
+        live.start_worker()
