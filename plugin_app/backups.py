@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, connections
-from django.db.models import Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
@@ -113,11 +113,17 @@ def held(course_id: str, holder: str) -> Iterator[BackupCourse | None]:
             mine.update(held_by="", lease_expires=None)
 
 
-def _discard_unfinished(course: BackupCourse) -> None:
-    """Remove what a dead holder left: versions recorded but never completed."""
-    for version in course.versions.filter(size__isnull=True):
-        storage.discard(version.name)
-        version.delete()
+def _newest_after_cleanup(course: BackupCourse) -> BackupVersion | None:
+    """The newest complete backup of the course, once what a dead holder left is removed:
+    versions recorded but never completed (their object, and their unfinished upload)."""
+    newest = None
+    for version in course.versions.filter(deleted_at__isnull=True):  # newest first
+        if version.size is None:
+            storage.discard(version.name)
+            version.delete()
+        elif newest is None:
+            newest = version
+    return newest
 
 
 # One course -----------------------------------------------------------------------------------
@@ -175,10 +181,10 @@ def backup_course(
     with held(course_id, holder) as course:
         if course is None:
             return ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, BUSY)
-        _discard_unfinished(course)
+        newest = _newest_after_cleanup(course)
         try:
             outcome = _backup_held(
-                course, CourseKey.from_string(course_id), process_id, changed_only, should_stop
+                course, newest, CourseKey.from_string(course_id), process_id, changed_only, should_stop
             )
         except storage.Stopped:
             return ItemOutcome(ItemStatus.CANCELED, {"outcome": "canceled"}, CANCELED)
@@ -201,13 +207,13 @@ def _reason(exc: Exception) -> str:
 
 def _backup_held(
     course: BackupCourse,
+    newest: BackupVersion | None,
     course_key: CourseKey,
     process_id: str,
     changed_only: bool,
     should_stop: Callable[[], bool] | None,
 ) -> ItemOutcome:
     fingerprint = get_backend().fingerprint(course_key)
-    newest = newest_version(course)
     # An object removed behind our back (a bucket lifecycle rule, a person) is no backup.
     if (
         changed_only
@@ -233,11 +239,6 @@ def _backup_held(
     version.size, version.sha256 = written.size, written.sha256
     version.save(update_fields=["size", "sha256"])
     return ItemOutcome(ItemStatus.SUCCESS, _described(version, EXPORTED))
-
-
-def newest_version(course: BackupCourse) -> BackupVersion | None:
-    """The newest complete, undeleted backup of the course."""
-    return course.versions.filter(size__isnull=False, deleted_at__isnull=True).first()
 
 
 def _described(version: BackupVersion, outcome: str) -> dict:
@@ -276,12 +277,11 @@ def finish_run(process: BulkProcess) -> None:
     """
     process_id = process.process_id.hex
     items = list(process.items.order_by("position"))
-    for item in items:
-        if item.status == ItemStatus.SUCCESS:
-            try:
-                prune(item.course_id, process_id, f"{process_id}:finish")
-            except _STORAGE_ERRORS as exc:
-                log.warning("Could not prune the backups of %s: %r", item.course_id, exc)
+    for course_id in _with_surplus([item.course_id for item in items if item.status == ItemStatus.SUCCESS]):
+        try:
+            prune(course_id, process_id, f"{process_id}:finish")
+        except _STORAGE_ERRORS as exc:
+            log.warning("Could not prune the backups of %s: %r", course_id, exc)
     deleted = BackupVersion.objects.filter(deleted_by=process_id, deleted_at__isnull=False)
     manifest = {
         "processId": process_id,
@@ -313,14 +313,38 @@ def _manifest_entry(item: BulkItem) -> dict:
     }
 
 
+def _retention() -> tuple[int, datetime | None]:
+    """Versions kept per course, and the time before which a version is too old (None: no limit)."""
+    max_age = settings.EXPORTBULK_BACKUP_MAX_AGE_DAYS
+    return max(1, settings.EXPORTBULK_BACKUP_KEEP), timezone.now() - timedelta(
+        days=max_age
+    ) if max_age else None
+
+
+def _with_surplus(course_ids: list[str]) -> list[str]:
+    """The courses among these with a version retention would delete, in one query: most courses
+    of a run have none, and need no hold."""
+    keep, cutoff = _retention()
+    surplus = Q(count__gt=keep)
+    if cutoff:
+        surplus |= Q(count__gt=1, oldest__lt=cutoff)
+    rows = (
+        BackupVersion.objects.filter(
+            course__course_id__in=course_ids, size__isnull=False, deleted_at__isnull=True
+        )
+        .values("course__course_id")
+        .annotate(count=Count("id"), oldest=Min("created"))
+        .filter(surplus)
+    )
+    return sorted(row["course__course_id"] for row in rows)
+
+
 def prune(course_id: str, process_id: str, holder: str) -> None:
     """Delete the course's versions beyond ``EXPORTBULK_BACKUP_KEEP`` or older than
     ``EXPORTBULK_BACKUP_MAX_AGE_DAYS``, never its newest; each marked ``deleted_by`` the run.
 
     A course another run holds is left to that run, which prunes it when it ends."""
-    keep = max(1, settings.EXPORTBULK_BACKUP_KEEP)
-    max_age = settings.EXPORTBULK_BACKUP_MAX_AGE_DAYS
-    cutoff = timezone.now() - timedelta(days=max_age) if max_age else None
+    keep, cutoff = _retention()
     with held(course_id, holder) as course:
         if course is None:
             return
