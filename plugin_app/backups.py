@@ -7,6 +7,9 @@ differ, into ``<prefix>backups/<course_id>/<UTC stamp>.tar.gz``, the sha256 coun
 stream out. Once every item has ended, :func:`finish_run` prunes the courses the run backed up
 and writes the run manifest ``<prefix>backups/runs/<UTC stamp>-<processId>.json``.
 
+The fingerprint is taken before the export: a course changed in between is exported with the
+older fingerprint, so the next run finds it changed and exports it again (never the reverse).
+
 Every object is recorded (``BackupVersion``) before its first byte is sent and completed after
 its last. A version still incomplete when its course is next held belongs to a runner that died:
 its object and unfinished multipart upload are discarded before anything else happens, so no

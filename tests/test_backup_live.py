@@ -114,6 +114,9 @@ def test_command_runs_through_the_workers_and_exits_1_when_a_course_fails(live):
     course = add_live_course(live, f"Cmd{uuid.uuid4().hex[:6]}")
     result = live.command("backup", "--user", SERVICE_USER, "--course", course)
     assert "1 exported, 0 unchanged, 0 failed" in result.stdout
+    (live.olx_root / course.split(":")[1].split("+")[0] / "static" / "new.txt").write_text("changed")
+    here = live.command("backup", "--user", SERVICE_USER, "--course", course, "--in-process")  # no worker
+    assert "1 exported, 0 unchanged, 0 failed" in here.stdout
     missing = "course-v1:Nobody+Nothing+2026"
     failed = subprocess.run(
         [sys.executable, "-m", "plugin_app.standalone", "backup", "--user", SERVICE_USER, "--course", course,
