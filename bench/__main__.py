@@ -11,153 +11,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
-import boto3
 import psutil
-import pymysql
-import requests
-from botocore.config import Config
 
+from bench import scaleout
 from bench.backup import bench_backup
+from bench.stack import Stack, copy_course, source_course
+from bench.status import bench_status
 from plugin_app.standalone.cli import SAMPLE_COURSES
-from plugin_app.standalone.processes import free_port, standalone, wait_for_port
 from tests.builders import PROBLEM, content_zip, manifest
-from tutor_exportbulk.client import OpenedxRESTAPIClient
-
-SHARED_OLX = Path(__file__).resolve().parents[2] / "shared" / "data" / "olx"
-CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-client-secret"
-KEY, SECRET = "bench-key", "bench-secret"
-
-
-def source_course() -> Path:
-    """The largest real course under ../shared/data/olx, else the sample course."""
-    candidates = (
-        [p for p in SHARED_OLX.glob("*") if (p / "course.xml").is_file()] if SHARED_OLX.is_dir() else []
-    )
-    if not candidates:
-        return SAMPLE_COURSES / "sample"
-    return max(candidates, key=lambda p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()))
-
-
-def copy_course(source: Path, root: Path, org: str, pad_mb: int = 0) -> str:
-    """A copy of the course under another org (so another course id), padded with binary assets."""
-    target = root / org
-    shutil.copytree(source, target)
-    pointer = (target / "course.xml").read_text()
-    pointer = re.sub(r'org="[^"]*"', f'org="{org}"', pointer)
-    (target / "course.xml").write_text(pointer)
-    for i in range(pad_mb // 10):
-        (target / "static" / f"pad{i}.bin").write_bytes(os.urandom(10 * 1024 * 1024))
-    course = re.search(r'course="([^"]*)"', pointer).group(1)
-    run = re.search(r'url_name="([^"]*)"', pointer).group(1)
-    return f"course-v1:{org}+{course}+{run}"
-
-
-class Stack:
-    """moto, MariaDB database, standalone server and worker for one benchmark run."""
-
-    def __init__(self, work: Path):
-        self.work = work
-        self.processes: list[subprocess.Popen] = []
-        self.database = f"exportbulk_bench_{uuid.uuid4().hex[:8]}"
-        self.bucket = f"bench-{uuid.uuid4().hex[:10]}"
-
-    def start(self) -> None:
-        moto_port, port = free_port(), free_port()
-        moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.processes.append(moto)
-        wait_for_port(moto_port, moto)
-        self.endpoint = f"http://127.0.0.1:{moto_port}"
-        self.s3 = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=KEY,
-            aws_secret_access_key=SECRET,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}),
-        )
-        self.s3.create_bucket(Bucket=self.bucket)
-        _mariadb(f"CREATE DATABASE {self.database} CHARACTER SET utf8mb4")
-        self.env = {
-            **os.environ,
-            "EXPORTBULK_HOME": str(self.work / "home"),
-            "EXPORTBULK_OLX_ROOT": str(self.work / "courses"),
-            "EXPORTBULK_DATABASE_URL": f"mysql://root@127.0.0.1:3306/{self.database}",
-            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/12",
-            "EXPORTBULK_CELERY_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
-            "EXPORTBULK_BUCKET": self.bucket,
-            "EXPORTBULK_S3_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "EXPORTBULK_MAX_COURSES_PER_REQUEST": "1000",
-            "EXPORTBULK_LOG_LEVEL": "WARNING",
-        }
-        provision = standalone(
-            "provision",
-            "--username",
-            "bench",
-            "--email",
-            "bench@example.com",
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            env=self.env,
-        )
-        assert provision.wait() == 0
-        self.server = standalone(
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--threads",
-            "24",
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.processes.append(self.server)
-        wait_for_port(port, self.server)
-        self.processes.append(
-            standalone("worker", env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        )
-        self.base_url = f"http://127.0.0.1:{port}"
-
-    def client(self) -> OpenedxRESTAPIClient:
-        return OpenedxRESTAPIClient(self.base_url, CLIENT_ID, CLIENT_SECRET, timeout=1800)
-
-    def server_rss(self) -> int:
-        """Resident memory of the gunicorn worker(s) serving the API."""
-        return sum(child.memory_info().rss for child in psutil.Process(self.server.pid).children())
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.terminate()
-            process.wait(20)
-        _mariadb(f"DROP DATABASE IF EXISTS {self.database}")
-
-
-def _mariadb(sql: str) -> None:
-    connection = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-    connection.close()
 
 
 def timed(fn) -> float:
@@ -284,42 +153,6 @@ def bench_upload(stack: Stack, rows: int, figures: dict) -> None:
     figures["upload_vs_copy"] = upload_s / copy_s
 
 
-def bench_status(stack: Stack, seconds: float, figures: dict) -> None:
-    client = stack.client()
-    process_id = client.export_courses(["course-v1:ExportBulk+Sample+2026"], async_=True)["processId"]
-    header = {"Authorization": f"JWT {client.access_token()}"}
-
-    def poll(path: str) -> list[float]:
-        latencies: list[float] = []
-        lock = threading.Lock()
-        deadline = time.monotonic() + seconds
-
-        def run() -> None:
-            session = requests.Session()
-            while time.monotonic() < deadline:
-                start = time.perf_counter()
-                assert session.get(stack.base_url + path, headers=header, timeout=30).status_code == 200
-                with lock:
-                    latencies.append((time.perf_counter() - start) * 1000)
-
-        threads = [threading.Thread(target=run) for _ in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return sorted(latencies)
-
-    def p(values: list[float], q: float) -> float:
-        return values[min(len(values) - 1, int(q * len(values)))]
-
-    status = poll(f"/api/courses/v0/export/status/{process_id}")
-    floor = poll("/standalone/ping")
-    figures["status_p50_ms"] = p(status, 0.5)
-    figures["status_p99_ms"] = p(status, 0.99)
-    figures["floor_p99_ms"] = p(floor, 0.99)
-    figures["status_p99_vs_floor"] = figures["status_p99_ms"] / figures["floor_p99_ms"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -328,9 +161,10 @@ def main() -> None:
     parser.add_argument("--large-mb", type=int, default=300)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--poll-seconds", type=float, default=10)
-    parser.add_argument("--only", choices=["export", "upload", "status", "backup"], action="append")
+    kinds = ["export", "upload", "status", "upload_large", "backup", "scaleout"]
+    parser.add_argument("--only", choices=kinds, action="append")
     args = parser.parse_args()
-    only = set(args.only or ["export", "upload", "status", "backup"])
+    only = set(args.only or kinds)
     figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="exportbulk-bench-") as folder:
         work = Path(folder)
@@ -344,10 +178,14 @@ def main() -> None:
                 bench_upload(stack, args.rows, figures)
             if "status" in only:
                 bench_status(stack, args.poll_seconds, figures)
+            if "upload_large" in only:
+                scaleout.bench_upload_large(stack, figures)
             if "backup" in only:
-                bench_backup(stack, args.copies, figures, source_course(), copy_course)
+                bench_backup(stack, args.copies, figures)
         finally:
             stack.stop()
+        if "scaleout" in only:
+            scaleout.bench_scaleout(work / "scaleout", args.copies, args.poll_seconds, figures)
     for name, value in figures.items():
         print(f"{name}={value:.3f}" if isinstance(value, float) else f"{name}={value}")
     print()

@@ -18,13 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.stack import copy_course, source_course
 from plugin_app.data import OlxTree
 from plugin_app.fingerprint import RACY_MARGIN_NS, FileDigests, tree_fingerprint
 
 
-def bench_backup(stack: Any, copies: int, figures: dict, source: Path, copy_course: Any) -> None:
+def bench_backup(stack: Any, copies: int, figures: dict) -> None:
     root = stack.work / "courses"
     folders = [f"Backup{i:03d}" for i in range(copies)]
+    source = source_course()
     ids = [copy_course(source, root, folder) for folder in folders]
     client = stack.client()
 

@@ -27,7 +27,8 @@ def authorable_courses(user, org: str | None = None) -> list[str]:
     return [
         summary.course_id
         for summary in backend.list_courses()
-        if (org is None or summary.org == org)
+        # Case-insensitive, as Studio's org filter (``CourseOverview.get_all_courses(orgs=...)``).
+        if (org is None or summary.org.lower() == org.lower())
         and backend.has_write_access(user, CourseKey.from_string(summary.course_id))
     ]
 

@@ -49,7 +49,7 @@ RETRY_AFTER_SECONDS = 30
 # A sequential run gives its worker back after this long, so that other processes get a turn.
 SLICE_SECONDS = 10
 # Items of one course that a sequential run does under one ``KindSpec.batch``.
-BATCH_ITEMS = 50
+BATCH_ITEMS = 100
 _UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
 UNEXPECTED = "Unexpected error; see the server logs."
 
@@ -219,6 +219,8 @@ def _claim(item_ids: list[int], takeover: bool = False) -> list[BulkItem]:
         .filter(id__in=item_ids, status=ItemStatus.RUNNING)
         .order_by("position")
     )
+    if not items:  # canceled between the two statements
+        return []
     process = items[0].process
     if process.status not in ACTIVE_STATUSES or process.canceled_at:
         # Ended or canceled meanwhile: what would have run is not to run.
@@ -261,7 +263,15 @@ def finish_item(item: BulkItem, outcome: ItemOutcome, *, end: bool = True) -> bo
         finished_at=timezone.now(),
         lease_expires=None,
     )
-    if not saved:
+    if saved:
+        log.info(
+            "Bulk item %s (%s) of process %s ended %s",
+            item.id,
+            item.course_id,
+            item.process.process_id.hex,
+            outcome.status,
+        )
+    else:
         log.warning("Item %s was taken over or canceled; its outcome is not saved.", item.id)
     if end:
         process_id = item.process.process_id.hex

@@ -36,7 +36,7 @@ def _rows(process: BulkProcess) -> Rows:
         header = ["course_id", "status", "error", "result"]
         return header, [[i.course_id, i.status, i.error, json.dumps(i.result, sort_keys=True)] for i in items]
     input_header = list(items[0].data.get("cells", {})) if items else []
-    header = [*input_header, "status", "error", "asset_url", "usage_key"]
+    header = [*input_header, "status", "error", "asset_name", "asset_url", "usage_key"]
     rows = []
     for item in items:
         cells = item.data.get("cells", {})
@@ -46,6 +46,7 @@ def _rows(process: BulkProcess) -> Rows:
                 *(cells.get(h, "") for h in input_header),
                 item.status,
                 item.error,
+                result.get("asset_name", ""),
                 result.get("asset_url", ""),
                 result.get("usage_key", ""),
             ]

@@ -346,6 +346,8 @@ def live(tmp_path_factory, moto_endpoint):
         "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
         "EXPORTBULK_TOKEN_EXPIRE_SECONDS": "3600",
+        # The load test plays many users through one client; the quota has its own tests.
+        "EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER": "100",
         "DJANGO_SETTINGS_MODULE": "plugin_app.standalone.settings",
     }
     stack = LiveStack(root, env, f"http://127.0.0.1:{port}", bucket_name, s3, redis, s3_proxy)

@@ -44,8 +44,8 @@ def run_cli(live_server, staff, olx_root, local_storage, caplog):
     }
     caplog.set_level(logging.WARNING, logger="django.request")
 
-    def run(*args: str):
-        return CliRunner().invoke(standalone_cli, list(args), env=env)
+    def run(*args: str, input: str | None = None):
+        return CliRunner().invoke(standalone_cli, list(args), env=env, input=input)
 
     yield run
     assert not [r for r in caplog.records if r.name == "django.request" and "Not Found" in r.getMessage()]
@@ -129,3 +129,54 @@ def test_list_shows_exports_and_uploads(run_cli, sample_course):
     pages = json.loads(listed.stdout)
     assert [p["processId"] for p in pages["export"]["exports"]] == [process_id]
     assert pages["upload"]["uploads"] == []
+
+
+@pytest.fixture
+def not_sent(monkeypatch):
+    """Processes stay queued: no worker takes them."""
+    from plugin_app import lifecycle
+
+    monkeypatch.setattr(lifecycle, "dispatch", lambda process_id: None)
+
+
+def queued_export(run_cli) -> str:
+    queued = run_cli("export", SAMPLE_COURSE_ID, "--async")
+    assert queued.exit_code == 0, queued.output
+    return queued.stdout.split("export queued: ")[1].split()[0]
+
+
+def test_cancel_command_cancels_a_queued_process(run_cli, sample_course, not_sent):
+    process_id = queued_export(run_cli)
+    canceled = run_cli("cancel", process_id, "--json")
+    assert canceled.exit_code == 0, canceled.output
+    result = json.loads(canceled.stdout)
+    assert (result["status"], result["canceledCount"]) == ("Canceled", 1)
+    assert run_cli("cancel", "f" * 32).exit_code == 2
+
+
+def test_ctrl_c_while_waiting_asks_whether_to_cancel(run_cli, sample_course, not_sent, monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from tutor_exportbulk.client import processes
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt  # the person presses Ctrl-C between two polls
+
+    process_id = queued_export(run_cli)
+    monkeypatch.setattr(processes, "time", SimpleNamespace(monotonic=time.monotonic, sleep=interrupted))
+    kept = run_cli("status", process_id, "--wait", input="n\n")
+    assert kept.exit_code == 1 and f"Cancel {process_id}?" in kept.output
+    assert json.loads(run_cli("status", process_id, "--json").stdout)["status"] == "Queued"
+
+    canceled = run_cli("status", process_id, "--wait", input="y\n")
+    assert "Canceled" in canceled.stdout
+    assert json.loads(run_cli("status", process_id, "--json").stdout)["status"] == "Canceled"
+
+
+def test_too_many_active_processes_is_exit_2_with_when_to_retry(run_cli, sample_course, not_sent, settings):
+    settings.EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER = 1
+    queued_export(run_cli)
+    refused = run_cli("export", SAMPLE_COURSE_ID, "--async")
+    assert refused.exit_code == 2
+    assert "429" in refused.output and "Try again in 30 seconds" in refused.output

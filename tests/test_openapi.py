@@ -23,6 +23,8 @@ OPERATIONS = {
     ("get", "/api/courses/v0/content/bulk/upload/status/list"),
     ("get", "/api/courses/v0/content/bulk/upload/status/{process_id}"),
     ("get", "/api/courses/v0/processes/{process_id}"),
+    ("post", "/api/courses/v0/export/status/{process_id}/cancel"),
+    ("post", "/api/courses/v0/content/bulk/upload/status/{process_id}/cancel"),
     ("get", "/api/courses/v0/exportbulk/files/{token}"),
     ("post", "/api/courses/v0/export/status/{process_id}/cancel"),
     ("post", "/api/courses/v0/content/bulk/upload/status/{process_id}/cancel"),
@@ -55,7 +57,7 @@ def test_schema_documents_every_endpoint_of_the_app(live):
     assert documented == OPERATIONS
     export = schema["paths"]["/api/courses/v0/export/"]["post"]
     assert set(export["requestBody"]["content"]) == {"application/json"}
-    assert {"200", "202", "400", "401", "403", "413", "503"} <= set(export["responses"])
+    assert {"200", "202", "400", "401", "403", "413", "429", "503"} <= set(export["responses"])
     assert "jwtAuth" in schema["components"]["securitySchemes"]
 
 

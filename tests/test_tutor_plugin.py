@@ -165,7 +165,7 @@ def test_settings_values_are_python_literals_whatever_their_characters(project, 
     assert values["EXPORTBULK_KEY_PREFIX"] == 'it\'s "exports"\\daily'
 
 
-def test_cms_workers_consume_the_queue_of_the_bulk_tasks(project):
+def bulk_routes(project) -> dict[str, dict]:
     tree = ast.parse(project.rendered("apps/openedx/settings/cms/production.py"))
     (update,) = [
         node.value
@@ -178,12 +178,26 @@ def test_cms_workers_consume_the_queue_of_the_bulk_tasks(project):
     routes: dict[str, dict] = {}
     namespace = {"EXPLICIT_QUEUES": routes, "LOW_PRIORITY_QUEUE": "edx.cms.core.low"}
     eval(compile(ast.Expression(update), "cms/production.py", "eval"), namespace)
+    return routes
+
+
+def test_cms_workers_consume_the_queue_of_the_bulk_tasks(project):
+    routes = bulk_routes(project)
     queues = {route["queue"] for name, route in routes.items() if name.startswith("plugin_app.tasks.")}
     assert set(routes) == {"plugin_app.tasks.run_item", "plugin_app.tasks.run_process"}
 
     services = yaml.safe_load(project.rendered("local/docker-compose.prod.yml"))["services"]
     (queue_option,) = [arg for arg in services["cms-worker"]["command"] if arg.startswith("--queues=")]
     assert queues <= set(queue_option.removeprefix("--queues=").split(","))
+
+
+def test_a_dedicated_queue_routes_every_bulk_task_to_it(project, tmp_path):
+    dedicated = project.copy(tmp_path)
+    dedicated.tutor("config", "save", "--set", "EXPORTBULK_CELERY_QUEUE=edx.cms.core.exportbulk")
+    assert {route["queue"] for route in bulk_routes(dedicated).values()} == {"edx.cms.core.exportbulk"}
+    values = settings_values(dedicated.rendered("apps/openedx/settings/cms/production.py"))
+    assert values["EXPORTBULK_CELERY_QUEUE"] == "edx.cms.core.exportbulk"
+    assert values["EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER"] == 5
 
 
 # Image ---------------------------------------------------------------------------------------

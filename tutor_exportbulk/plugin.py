@@ -40,6 +40,11 @@ config: dict[str, dict[str, Any]] = {
         "MAX_COURSES_PER_REQUEST": APP_DEFAULTS["EXPORTBULK_MAX_COURSES_PER_REQUEST"],
         "EXPORT_CONCURRENCY": APP_DEFAULTS["EXPORTBULK_EXPORT_CONCURRENCY"],
         "UPLOAD_MAX_ROWS": APP_DEFAULTS["EXPORTBULK_UPLOAD_MAX_ROWS"],
+        # Empty: the CMS low-priority queue. Set (e.g. "edx.cms.core.exportbulk"): the app's tasks go
+        # there, for a worker of their own (see the README: plain Tutor, tutor-contrib-celery).
+        "CELERY_QUEUE": APP_DEFAULTS["EXPORTBULK_CELERY_QUEUE"],
+        "MAX_ACTIVE_PROCESSES_PER_USER": APP_DEFAULTS["EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER"],
+        "ITEMS_IN_FLIGHT": APP_DEFAULTS["EXPORTBULK_ITEMS_IN_FLIGHT"],
         # Course backups: a cron expression runs them on Kubernetes (empty: no schedule).
         "BACKUP_SCHEDULE": "",
         "BACKUP_KEEP": APP_DEFAULTS["EXPORTBULK_BACKUP_KEEP"],

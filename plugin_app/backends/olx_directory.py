@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
@@ -39,6 +40,8 @@ from plugin_app.backends.base import (
     UnitNotFound,
     outline_block_id,
     parse_outline_path,
+    studio_asset_name,
+    video_transcript_name,
 )
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 from plugin_app.files import atomic_file
@@ -59,39 +62,106 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _write_xml(path: Path, element: ElementTree.Element) -> None:
+    batch = _batch_of(path)
+    if batch and path in batch.staged:  # written at the batch's end, with the batch's other changes
+        batch.staged[path] = element
+        return
     ElementTree.indent(element)
     _write_atomic(path, ElementTree.tostring(element, encoding="utf-8") + b"\n")
 
 
 def _read_xml(path: Path) -> ElementTree.Element:
+    batch = _batch_of(path)
+    if batch and path in batch.staged:
+        return batch.staged[path]
     return safe_parse(path).getroot()
 
 
+def _update_xml(path: Path, element: ElementTree.Element) -> None:
+    """Write a changed file; in a batch, once at its end (a unit's file grows with each component)."""
+    batch = _batch_of(path)
+    if batch:
+        batch.staged[path] = element
+    else:
+        _write_xml(path, element)
+
+
+def _unlink(path: Path) -> None:
+    batch = _batch_of(path)
+    if batch:
+        batch.staged.pop(path, None)
+    path.unlink()
+
+
 class _AssetPolicy:
-    """A course's ``policies/assets.json``, read when first changed and written back on ``save``."""
+    """A course's ``policies/assets.json``, read when first changed and written back on ``save``.
+
+    The last version this process wrote is kept (by path, with the file's stamp): the next
+    batch of the same course parses it again only if someone else changed it meanwhile.
+    """
+
+    _last: dict[Path, tuple[tuple[int, int], dict]] = {}
 
     def __init__(self, course_path: Path):
         self.path = course_path / "policies" / "assets.json"
         self._entries: dict | None = None
 
-    def set(self, name: str, entry: dict) -> None:
+    def _stamp(self) -> tuple[int, int]:
+        stat = self.path.stat()
+        return stat.st_mtime_ns, stat.st_size
+
+    def _read(self) -> dict:
         if self._entries is None:
-            self._entries = json.loads(self.path.read_text("utf-8")) if self.path.exists() else {}
-        self._entries[name] = entry
+            if not self.path.exists():
+                self._entries = {}
+            else:
+                stamp, entries = self._last.get(self.path, ((0, 0), {}))
+                # A copy: a batch that fails must leave the kept version as the file has it.
+                fresh = stamp == self._stamp()
+                self._entries = dict(entries) if fresh else json.loads(self.path.read_text("utf-8"))
+        return self._entries
+
+    def get(self, name: str) -> dict:
+        return self._read().get(name, {})
+
+    def set(self, name: str, entry: dict) -> None:
+        self._read()[name] = entry
 
     def save(self) -> None:
         if self._entries is not None:  # the C encoder (no indent): thousands of assets in milliseconds
             _write_atomic(self.path, json.dumps(self._entries, sort_keys=True).encode("utf-8") + b"\n")
+            self._last[self.path] = (self._stamp(), self._entries)
 
 
-# Per thread: the courses it holds in a batch (by path), with their pending asset policy.
+class _Batch:
+    """What a batch of writes to one course changed and has not written yet."""
+
+    def __init__(self, course_path: Path):
+        self.policy = _AssetPolicy(course_path)
+        self.staged: dict[Path, ElementTree.Element] = {}
+
+    def save(self) -> None:
+        staged, self.staged = self.staged, {}
+        for path, element in staged.items():
+            _write_xml(path, element)
+        self.policy.save()
+
+
+# Per thread: the courses it holds in a batch (by path).
 _held = threading.local()
 
 
-def _batches() -> dict[Path, _AssetPolicy]:
+def _batches() -> dict[Path, _Batch]:
     if not hasattr(_held, "courses"):
         _held.courses = {}
     return _held.courses
+
+
+def _batch_of(path: Path) -> _Batch | None:
+    for course_path, batch in _batches().items():
+        if path.is_relative_to(course_path):
+            return batch
+    return None
 
 
 class _Course:
@@ -151,7 +221,7 @@ class _Course:
             # Keep non-block children (e.g. <wiki/> of the course) last, as Studio does.
             index = sum(1 for child in parent if child.tag in (*OUTLINE_CATEGORIES, *_COMPONENT_TYPES))
         parent.insert(index, pointer)
-        _write_xml(parent_path, parent)
+        _update_xml(parent_path, parent)
 
 
 class OlxDirectoryBackend(CourseBackend):
@@ -244,29 +314,39 @@ class OlxDirectoryBackend(CourseBackend):
             yield
             return
         with course.locked(exclusive=True):
-            policy = _batches()[course.path] = _AssetPolicy(course.path)
+            batch = _batches()[course.path] = _Batch(course.path)
             try:
                 yield
-                policy.save()
+                batch.save()
             finally:
                 del _batches()[course.path]
 
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
+        """As a Studio export lays an uploaded asset out (xmodule/contentstore/mongo.py
+        ``export`` and ``export_all_for_course``): the file under its display name in
+        ``static/``, its attributes in ``policies/assets.json`` under the asset key's block id
+        (``studio_asset_name``), which is also what an import computes from the file name."""
         course = self._course(course_key)
-        asset_key = course_key.make_asset_key("asset", asset.name)
+        name = studio_asset_name(asset.name)
+        asset_key = course_key.make_asset_key("asset", name)
+        # The export escapes "/" and "\\" in the display name (mongo.py ``export``).
+        file_name = asset.name.replace("/", "_").replace("\\", "_")
         with course.locked(exclusive=True):
-            with atomic_file(course.path / "static" / asset.name) as out:
+            with atomic_file(course.path / "static" / file_name) as out:
                 shutil.copyfileobj(asset.stream, out, 1024 * 1024)
             batch = _batches().get(course.path)
-            policy = batch or _AssetPolicy(course.path)
+            policy = batch.policy if batch else _AssetPolicy(course.path)
+            replaced = policy.get(name).get("displayname")
+            if replaced and replaced != file_name:  # the same asset, uploaded under another name
+                (course.path / "static" / replaced).unlink(missing_ok=True)
             policy.set(
-                asset.name,
+                name,
                 {
                     "contentType": asset.content_type,
                     "content_son": {
                         "category": "asset",
                         "course": course_key.course,
-                        "name": asset.name,
+                        "name": name,
                         "org": course_key.org,
                         "revision": None,
                         "run": course_key.run,
@@ -274,7 +354,7 @@ class OlxDirectoryBackend(CourseBackend):
                     },
                     "displayname": asset.name,
                     "filename": str(asset_key),
-                    "import_path": asset.name,
+                    "import_path": None,
                     "locked": asset.locked,
                     "thumbnail_location": None,
                 },
@@ -282,6 +362,28 @@ class OlxDirectoryBackend(CourseBackend):
             if batch is None:
                 policy.save()
         return f"/{asset_key}"
+
+    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user) -> dict:
+        """As a Studio export of a video with an edxval transcript has it: the SRT in
+        ``static/<edx_video_id>-en.srt`` (edxval ``create_transcript_file``, outside the
+        asset policy). The video keeps its ``edx_video_id`` on a retry."""
+        course = self._course(video_key.course_key)
+        try:
+            srt.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError("There is a problem with this transcript file (not a UTF-8 SRT).") from exc
+        with course.locked(exclusive=True):
+            edx_video_id = next(
+                (
+                    _read_xml(path).get("edx_video_id", "")
+                    for draft in (False, True)
+                    if (path := course.block_file("video", video_key.block_id, draft)).exists()
+                ),
+                "",
+            ) or str(uuid.uuid4())
+            name = video_transcript_name(edx_video_id)
+            _write_atomic(course.path / "static" / name, srt)
+        return {"edx_video_id": edx_video_id, "transcripts": {"en": name}}
 
     def resolve_unit(self, course_key: CourseKey, unit: str, user) -> UsageKey:
         course = self._course(course_key)
@@ -341,7 +443,7 @@ class OlxDirectoryBackend(CourseBackend):
             for child in unit:
                 self._publish_draft_file(course, child.tag, child.get("url_name", ""))
             _write_xml(course.block_file(usage_key.block_type, usage_key.block_id), unit)
-            draft_path.unlink()
+            _unlink(draft_path)
             parent_path = course.block_file(parent_key.block_type, parent_key.block_id)
             course.add_pointer(parent_path, usage_key.block_type, usage_key.block_id, index)
 
@@ -367,21 +469,41 @@ def _component_element(spec: ComponentSpec) -> ElementTree.Element:
         element.set("display_name", spec.display_name)
         return element
     if spec.block_type == "video":
-        sources = spec.fields.get("html5_sources", [])
-        transcripts = spec.fields.get("transcripts", {})
-        element = ElementTree.Element(
-            "video",
-            {
-                **attrs,
-                "html5_sources": json.dumps(sources),
-                "transcripts": json.dumps(transcripts),
-                "youtube_id_1_0": "",
-                "download_video": "true",
-            },
-        )
-        for src in sources:
-            ElementTree.SubElement(element, "source", {"src": src})
-        for language, name in transcripts.items():
-            ElementTree.SubElement(element, "transcript", {"language": language, "src": name})
-        return element
+        return _video_element(attrs, spec.fields)
     raise ValueError(f"unsupported component type {spec.block_type!r}")
+
+
+def _video_element(attrs: dict, fields: dict) -> ElementTree.Element:
+    """A video as Studio's export writes it (xmodule/video_block/video_block.py
+    ``definition_to_xml``): with an ``edx_video_id``, edxval's ``<video_asset>`` (an external
+    video: no encodings, duration 0) lists its transcripts, ``sub`` is emptied once English is
+    among them, and a ``<transcript>`` child repeats each entry of ``transcripts``."""
+    sources = fields.get("html5_sources", [])
+    transcripts = fields.get("transcripts", {})
+    edx_video_id = fields.get("edx_video_id", "")
+    extra = {"edx_video_id": edx_video_id, "sub": ""} if edx_video_id else {}
+    element = ElementTree.Element(
+        "video",
+        {
+            **attrs,
+            **extra,
+            "html5_sources": json.dumps(sources),
+            "transcripts": json.dumps(transcripts, sort_keys=True),
+            "youtube_id_1_0": "",
+            "download_video": "true",
+        },
+    )
+    for src in sources:
+        ElementTree.SubElement(element, "source", {"src": src})
+    if edx_video_id:
+        asset = ElementTree.SubElement(
+            element, "video_asset", {"client_video_id": "external video", "duration": "0.0", "image": ""}
+        )
+        listed = ElementTree.SubElement(asset, "transcripts")
+        for language in sorted(transcripts):
+            ElementTree.SubElement(
+                listed, "transcript", {"file_format": "srt", "language_code": language, "provider": "Custom"}
+            )
+    for language in sorted(transcripts):
+        ElementTree.SubElement(element, "transcript", {"language": language, "src": transcripts[language]})
+    return element

@@ -92,7 +92,14 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 @main.command()
 @click.option("--concurrency", default=1, show_default=True, type=int)
-def worker(concurrency: int) -> None:
+@click.option(
+    "--nice",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 19),
+    help="CPU priority below the web server's: busy workers leave status calls fast.",
+)
+def worker(concurrency: int, nice: int) -> None:
     """Run a Celery worker for the project (needs CELERY_BROKER_URL)."""
     if not os.environ.get("CELERY_BROKER_URL"):
         raise click.UsageError("Set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run a worker.")
@@ -100,6 +107,7 @@ def worker(concurrency: int) -> None:
     from django.conf import settings
 
     seed_courses()
+    os.nice(nice)
     argv = [
         sys.executable, "-m", "celery", "--app", "plugin_app.standalone.celery_app", "worker",
         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", str(concurrency),

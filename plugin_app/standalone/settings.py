@@ -157,7 +157,8 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("EXPORTBULK_CELERY_QUEUE", "exportbul
 # The app's own settings.
 globals().update(common.DEFAULTS)
 EXPORTBULK_AUTHENTICATION_CLASSES = REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]
-EXPORTBULK_COURSE_BACKEND = "olx_directory"
+# A dotted path may name another backend (the benchmarks plug one in).
+EXPORTBULK_COURSE_BACKEND = os.environ.get("EXPORTBULK_COURSE_BACKEND", "olx_directory")
 EXPORTBULK_OLX_ROOT = os.environ.get("EXPORTBULK_OLX_ROOT") or str(HOME / "courses")
 EXPORTBULK_LOCAL_ROOT = str(HOME / "storage")
 EXPORTBULK_BUCKET = os.environ.get("EXPORTBULK_BUCKET", "")
@@ -174,6 +175,9 @@ for _name in (
     "EXPORTBULK_EXPORT_CONCURRENCY",
     "EXPORTBULK_UPLOAD_MAX_ROWS",
     "EXPORTBULK_MAX_COURSES_PER_REQUEST",
+    "EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER",
+    "EXPORTBULK_ITEMS_IN_FLIGHT",
+    "EXPORTBULK_LEASE_SECONDS",
 ):
     if os.environ.get(_name):
         globals()[_name] = int(os.environ[_name])

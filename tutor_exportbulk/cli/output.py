@@ -20,7 +20,8 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     FAILED = 1  # a course, a row or a process failed
-    USAGE = 2  # usage, credentials, permission, a refused request (400), an unknown process (404)
+    USAGE = 2  # usage, credentials, permission, a refused request (400), an unknown process (404),
+    # too many active processes (429: try again later)
     UNREACHABLE = 3  # no answer from the server
 
 
@@ -28,7 +29,7 @@ def exit_code_for(error: OpenedxAPIError) -> ExitCode:
     """The exit code of a request that failed."""
     if error.status_code is None:
         return ExitCode.UNREACHABLE
-    if isinstance(error, OpenedxAuthError) or error.status_code in (400, 401, 403, 404):
+    if isinstance(error, OpenedxAuthError) or error.status_code in (400, 401, 403, 404, 429):
         return ExitCode.USAGE
     return ExitCode.FAILED
 
@@ -37,6 +38,8 @@ class CommandFailed(click.ClickException):
     """An API error, reported with its exit code (see ``exit_code_for``)."""
 
     def __init__(self, error: OpenedxAPIError, as_json: bool, hint: str = "") -> None:
+        if error.status_code == 429 and not hint:
+            hint = f"Try again in {error.retry_after or 'a few'} seconds, or cancel one of your processes."
         super().__init__(str(error) + (f"\n{hint}" if hint else ""))
         self.error, self.as_json = error, as_json
         self.exit_code = exit_code_for(error)  # type: ignore[misc]  # click declares it on the class

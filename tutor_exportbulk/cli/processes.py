@@ -76,6 +76,18 @@ def status(runtime: Runtime, process_id: str, kind: str | None, wait: bool, inte
     return show_process(runtime, kind, result)
 
 
+@api_command("cancel")
+@click.argument("process_id")
+@kind_option
+def cancel(runtime: Runtime, process_id: str, kind: str | None) -> int:
+    """Cancel a process: items not started are dropped, running ones finish first."""
+    result = runtime.client.cancel(process_id, kind)
+    show_process(runtime, kind, result)
+    if result.get("status") not in FINAL_STATUSES:
+        runtime.hint(f"Items still running finish first: {{prog}} status {process_id} --wait")
+    return ExitCode.OK
+
+
 @api_command("list")
 @kind_option
 @click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="Page, newest first.")

@@ -55,21 +55,31 @@ class Runtime:
             render(self.console)
 
     def follow(self, process_id: str, kind: str | None, interval: float) -> dict[str, Any]:
-        """Poll a process to its end, with a progress bar for humans; the final status."""
+        """Poll a process to its end, with a progress bar for humans; the final status.
+
+        Ctrl-C asks whether to cancel the process (a person only): yes cancels it and answers
+        its status then; no leaves it running and stops following it.
+        """
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         progress = None if self.as_json else Progress(*columns, console=self.console)
         result: dict[str, Any] = {}
-        with progress or contextlib.nullcontext():
-            label = kind or "process"
-            task = progress.add_task(f"{label} {process_id}", total=None) if progress else None
-            for result in self.client.wait(process_id, kind=kind, interval=interval):
-                if progress and task is not None:
-                    progress.update(
-                        task,
-                        total=result.get("totalCount") or None,
-                        completed=(result.get("successCount") or 0) + (result.get("failedCount") or 0),
-                        description=f"{result.get('kind', label)} {process_id} {result.get('status')}",
-                    )
+        try:
+            with progress or contextlib.nullcontext():
+                label = kind or "process"
+                task = progress.add_task(f"{label} {process_id}", total=None) if progress else None
+                for result in self.client.wait(process_id, kind=kind, interval=interval):
+                    if progress and task is not None:
+                        progress.update(
+                            task,
+                            total=result.get("totalCount") or None,
+                            completed=(result.get("successCount") or 0) + (result.get("failedCount") or 0),
+                            description=f"{result.get('kind', label)} {process_id} {result.get('status')}",
+                        )
+        except KeyboardInterrupt:
+            if self.as_json or not click.confirm(f"\nCancel {process_id}?", default=False, err=True):
+                self.hint(f"{process_id} goes on; follow it with: {{prog}} status {process_id} --wait")
+                raise click.Abort() from None
+            return self.client.cancel(process_id, result.get("kind") or kind)
         return result
 
 

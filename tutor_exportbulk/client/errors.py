@@ -14,14 +14,23 @@ class OpenedxAPIError(Exception):
 
     ``status_code`` is None when no answer came at all. ``url`` has no query string and no
     user info, so it can be printed or logged. ``body`` is the decoded JSON answer, if any
-    (the bulk upload puts every row error in it).
+    (the bulk upload puts every row error in it). ``retry_after`` is the server's Retry-After
+    (seconds), when it gave one: a 429 says when new work will be taken.
     """
 
-    def __init__(self, status_code: int | None, url: str, message: str, body: Any = None) -> None:
+    def __init__(
+        self,
+        status_code: int | None,
+        url: str,
+        message: str,
+        body: Any = None,
+        retry_after: str | None = None,
+    ) -> None:
         self.status_code = status_code
         self.url = public_url(url)
         self.message = message
         self.body = body
+        self.retry_after = retry_after
         super().__init__(f"{status_code or 'No answer'} from {self.url}: {message}")
 
 
@@ -64,7 +73,11 @@ def _message_of(body: Any) -> str:
 def error_of(response: requests.Response) -> OpenedxAPIError:
     """The error a refused answer raises, with the server's message and JSON body."""
     return OpenedxAPIError(
-        response.status_code, response.url, error_message(response), json_or_none(response)
+        response.status_code,
+        response.url,
+        error_message(response),
+        json_or_none(response),
+        response.headers.get("Retry-After"),
     )
 
 

@@ -61,6 +61,24 @@ class ProcessesMixin(Transport):
         """
         return self._result(self._send("GET", self.studio_url + PROCESS_PATH + quote(process_id)))
 
+    def cancel(self, process_id: str, kind: str | None = None) -> dict[str, Any]:
+        """
+        Cancel one of the caller's processes: its items not started are canceled, the running
+        ones finish (a half-written export is dropped). Calls
+        ``POST .../status/{processId}/cancel`` of the process's kind (looked up when None).
+
+        Returns:
+            the process's status result (see ``process_status``): ``Canceled`` once its running
+            items have finished, until then still ``Processing``; a process that had ended
+            already is answered as it is.
+
+        Raises:
+            OpenedxAPIError: 404 for an unknown process or another user's.
+        """
+        kind = kind or self.process(process_id)["kind"]
+        url = self._status_path(kind) + quote(process_id) + "/cancel"
+        return self._result(self._send("POST", url), ok=(200, 202))
+
     def process_list(self, kind: str, page: int = 1) -> dict[str, Any]:
         """
         List the caller's processes of ``kind``, newest first, one page.

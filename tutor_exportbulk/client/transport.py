@@ -139,11 +139,11 @@ class Transport:
             raise error_of(response)
         return self._decode(response)
 
-    def _result(self, response: requests.Response) -> dict[str, Any]:
+    def _result(self, response: requests.Response, ok: Iterable[int] = (200,)) -> dict[str, Any]:
         """The ``result`` of a status envelope; an error (``params.err``) raises."""
         body = json_or_none(response)
         params = body.get("params") if isinstance(body, dict) else None
-        if response.status_code != 200 or not isinstance(params, dict) or params.get("err"):
+        if response.status_code not in ok or not isinstance(params, dict) or params.get("err"):
             raise error_of(response)
         result: dict[str, Any] = body["result"]
         return result

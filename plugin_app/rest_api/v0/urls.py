@@ -16,12 +16,12 @@ urlpatterns = [
     path(
         "content/bulk/upload/status/<str:process_id>", views.UploadStatusView.as_view(), name="upload-status"
     ),
-    path("processes/<str:process_id>", views.ProcessStatusView.as_view(), name="process-status"),
     path(
         "content/bulk/upload/status/<str:process_id>/cancel",
         views.UploadCancelView.as_view(),
         name="upload-cancel",
     ),
+    path("processes/<str:process_id>", views.ProcessStatusView.as_view(), name="process-status"),
     path("backup/", backups.BackupView.as_view(), name="backup"),
     path("backup/status/list", backups.BackupStatusListView.as_view(), name="backup-status-list"),
     path("backup/status/<str:process_id>", backups.BackupStatusView.as_view(), name="backup-status"),
