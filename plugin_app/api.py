@@ -16,8 +16,8 @@ from plugin_app.lifecycle import (
     fail_process,
     get_process,
     list_processes,
-    run_now,
 )
+from plugin_app.runners import run_now
 from plugin_app.uploads import UploadRejected, create_upload
 
 __all__ = [

@@ -33,7 +33,7 @@ from django.utils import timezone
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import lifecycle, storage
+from plugin_app import lifecycle, runners, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseNotFound
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
@@ -159,7 +159,7 @@ def run_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
             process_id,
             f"{process_id}:{item.pk}",
             bool(process.options.get("changed_only", True)),
-            lifecycle.cancel_check(process),
+            runners.cancel_check(process),
         )
     finally:
         if threading.current_thread() is not threading.main_thread():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import lifecycle, storage
+from plugin_app import lifecycle, runners, storage
 from plugin_app.backends import get_backend
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.export import ExportError, export_course
@@ -64,7 +64,7 @@ def create_export(user, course_ids: list[str], *, send: bool = True) -> str:
 def export_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     """Export one course of the process; a cancel stops it between parts, leaving no object."""
     try:
-        name = export_course(CourseKey.from_string(item.course_id), lifecycle.cancel_check(process))
+        name = export_course(CourseKey.from_string(item.course_id), runners.cancel_check(process))
     except ExportError as exc:
         return ItemOutcome(ItemStatus.FAILED, error=str(exc))
     except storage.Stopped:

@@ -1,5 +1,6 @@
 """
 The lifecycle every kind of bulk process shares: start, fan out, claim, finish, cancel.
+(How a worker runs the items it claims is ``runners``'.)
 
 A process and its items are recorded in one transaction, then sent to the workers. Fan-out
 kinds send one Celery task per item, a window at a time (``EXPORTBULK_ITEMS_IN_FLIGHT``), so
@@ -15,10 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +31,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from plugin_app import storage
 from plugin_app.data import ACTIVE_STATUSES, ItemOutcome, ItemStatus, ProcessInfo, ProcessKind, ProcessStatus
-from plugin_app.lease import ProcessBusy, expiry, leased, renewing
+from plugin_app.lease import ProcessBusy, expiry, leased
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.report import write_report
 from plugin_app.status import ProcessNotFound, get_process, list_processes, owned_process  # noqa: F401 (re-exported)
@@ -46,12 +44,7 @@ TRANSIENT_ERRORS = (DatabaseError, InterfaceError, BotoCoreError, ClientError, C
 _STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
 # When a user over the quota is told to come back: about the time a small process takes.
 RETRY_AFTER_SECONDS = 30
-# A sequential run gives its worker back after this long, so that other processes get a turn.
-SLICE_SECONDS = 10
-# Items of one course that a sequential run does under one ``KindSpec.batch``.
-BATCH_ITEMS = 100
-_UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
-UNEXPECTED = "Unexpected error; see the server logs."
+UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -72,8 +65,6 @@ class KindSpec:
 
 
 KINDS: dict[str, KindSpec] = {}
-# Set in the thread of a worker's task, whose items a cancel may stop half-way (``cancel_check``).
-_watched = threading.local()
 
 
 def register(spec: KindSpec) -> None:
@@ -155,11 +146,11 @@ def dispatch(process_id: str) -> None:
     """Send the process to the workers: its first window of items, or its one sequential task."""
     from celery import current_app
 
-    from plugin_app import tasks
+    from plugin_app import runners, tasks
 
     if current_app.conf.task_always_eager:  # no broker (tests, a standalone server without one)
-        run_now(process_id)
-    elif _spec(process_id).fan_out:
+        runners.run_now(process_id)
+    elif spec_of(process_id).fan_out:
         _send_window(process_id)
     else:
         tasks.enqueue(tasks.run_process, process_id)
@@ -177,7 +168,7 @@ def _send_window(process_id: str) -> None:
         )
         if process is None:
             return
-        sent = process.items.filter(position__lte=process.dispatched_up_to, status__in=_UNFINISHED).count()
+        sent = process.items.filter(position__lte=process.dispatched_up_to, status__in=UNFINISHED).count()
         room = settings.EXPORTBULK_ITEMS_IN_FLIGHT - sent
         if room <= 0:
             return
@@ -194,7 +185,7 @@ def _send_window(process_id: str) -> None:
         BulkProcess.objects.filter(pk=process.pk).update(dispatched_up_to=batch[-1][1])
 
 
-def _spec(process_id: str) -> KindSpec:
+def spec_of(process_id: str) -> KindSpec:
     return KINDS[BulkProcess.objects.values_list("kind", flat=True).get(process_id=process_id)]
 
 
@@ -203,12 +194,12 @@ def _spec(process_id: str) -> KindSpec:
 
 def _claimable(takeover: bool) -> Q:
     if takeover:  # the caller holds the process: a running item is a dead runner's
-        return Q(status__in=_UNFINISHED)
+        return Q(status__in=UNFINISHED)
     return Q(status=ItemStatus.PENDING) | Q(status=ItemStatus.RUNNING, lease_expires__lt=timezone.now())
 
 
-def _claim(item_ids: list[int], takeover: bool = False) -> list[BulkItem]:
-    """Claim the items that are free, in one UPDATE; the ones claimed, with their process."""
+def claim_items(item_ids: list[int], takeover: bool = False) -> list[BulkItem]:
+    """Claim those of the items that are free, in one UPDATE; the ones claimed, with their process."""
     claimed = BulkItem.objects.filter(_claimable(takeover), id__in=item_ids).update(
         status=ItemStatus.RUNNING, lease_expires=expiry(), attempts=F("attempts") + 1
     )
@@ -236,19 +227,8 @@ def _claim(item_ids: list[int], takeover: bool = False) -> list[BulkItem]:
 
 def claim_item(item_id: int, takeover: bool = False) -> BulkItem | None:
     """The item, now held by the caller; None when another runner holds it or it has ended."""
-    items = _claim([item_id], takeover)
+    items = claim_items([item_id], takeover)
     return items[0] if items else None
-
-
-def outcome_of(spec: KindSpec, item: BulkItem) -> ItemOutcome:
-    """Run one item; an unexpected error fails the item (logged), a transient one is raised."""
-    try:
-        return spec.run_item(item.process, item)
-    except TRANSIENT_ERRORS:
-        raise
-    except Exception:  # pylint: disable=broad-except
-        log.exception("Item %s of bulk process %s failed", item.position, item.process.process_id.hex)
-        return ItemOutcome(ItemStatus.FAILED, error=UNEXPECTED)
 
 
 def finish_item(item: BulkItem, outcome: ItemOutcome, *, end: bool = True) -> bool:
@@ -281,142 +261,16 @@ def finish_item(item: BulkItem, outcome: ItemOutcome, *, end: bool = True) -> bo
     return bool(saved)
 
 
-def _release(items: list[BulkItem]) -> None:
-    """Give items back (a transient error: their task runs again); best effort, leases expire anyway."""
-    with contextlib.suppress(DatabaseError, InterfaceError):
-        for item in items:
-            BulkItem.objects.filter(id=item.id, status=ItemStatus.RUNNING, attempts=item.attempts).update(
-                status=ItemStatus.PENDING, lease_expires=None
-            )
-
-
-def work_on_item(item_id: int) -> None:
-    """Run one item of a fan-out process: the body of its Celery task.
-
-    Raises ProcessBusy when another runner holds the item (look again once its lease has run
-    out: its holder may have died) or is ending the process.
-    """
-    item = claim_item(item_id)
-    if item is None:
-        row = (
-            BulkItem.objects.filter(id=item_id)
-            .values("status", "lease_expires", "process__process_id")
-            .first()
-        )
-        if row is None:
-            return
-        if row["status"] == ItemStatus.RUNNING:
-            left = (row["lease_expires"] - timezone.now()).total_seconds() if row["lease_expires"] else 0
-            raise ProcessBusy(row["process__process_id"].hex, max(1, int(left) + 1))
-        maybe_finish(row["process__process_id"].hex)  # a late delivery: make sure the process ends
-        return
-    held = BulkItem.objects.filter(id=item.id, status=ItemStatus.RUNNING, attempts=item.attempts)
-    _watched.on = True
-    try:
-        with renewing(held):
-            outcome = outcome_of(KINDS[item.process.kind], item)
-    except TRANSIENT_ERRORS:
-        _release([item])
-        raise
-    finally:
-        _watched.on = False
-    finish_item(item, outcome)
-
-
 def fail_item(item_id: int, reason: str) -> None:
     """Fail an item whose task gave up (retries exhausted), then let its process end."""
     item = BulkItem.objects.select_related("process").filter(id=item_id).first()
     if item is None:
         return
-    BulkItem.objects.filter(id=item_id, status__in=_UNFINISHED).update(
+    BulkItem.objects.filter(id=item_id, status__in=UNFINISHED).update(
         status=ItemStatus.FAILED, error=reason, finished_at=timezone.now(), lease_expires=None
     )
     with contextlib.suppress(ProcessBusy):
         maybe_finish(item.process.process_id.hex)
-
-
-def run_sequential(process_id: str, time_slice: float | None = SLICE_SECONDS) -> bool:
-    """Run the pending items of a sequential process in order, for about ``time_slice`` seconds.
-
-    Returns True when items remain (send the task again: other processes get a turn first).
-    Raises ProcessBusy when another runner holds the process.
-    """
-    deadline = time.monotonic() + time_slice if time_slice else None
-    with leased(process_id) as process:
-        if process is None:
-            return False
-        spec = KINDS[process.kind]
-        items = list(process.items.filter(status__in=_UNFINISHED).order_by("position"))
-        running = BulkItem.objects.filter(process=process, status=ItemStatus.RUNNING)
-        with renewing(running), spec.session(process) if spec.session and items else _nothing():
-            for batch in _batches(items):
-                if is_canceled(process_id) or (deadline and time.monotonic() > deadline):
-                    break
-                _run_batch(spec, process, batch)
-        if BulkItem.objects.filter(process=process, status__in=_UNFINISHED).exists():
-            return True
-        _end(process)
-    return False
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
-def _batches(items: list[BulkItem]) -> Iterator[list[BulkItem]]:
-    """Consecutive items of one course, at most BATCH_ITEMS at a time."""
-    batch: list[BulkItem] = []
-    for item in items:
-        if batch and (item.course_id != batch[0].course_id or len(batch) == BATCH_ITEMS):
-            yield batch
-            batch = []
-        batch.append(item)
-    if batch:
-        yield batch
-
-
-def _run_batch(spec: KindSpec, process: BulkProcess, batch: list[BulkItem]) -> None:
-    claimed = _claim([item.id for item in batch], takeover=True)
-    if not claimed:
-        return
-    for item in claimed:
-        item.process = process  # the run's process, whose session the kind may have opened
-    outcomes = []
-    try:
-        with spec.batch(process, batch[0].course_id) if spec.batch else _nothing():
-            outcomes = [outcome_of(spec, item) for item in claimed]
-    except TRANSIENT_ERRORS:
-        _release(claimed)
-        raise
-    for item, outcome in zip(claimed, outcomes, strict=True):
-        finish_item(item, outcome, end=False)
-
-
-def run_now(process_id: str) -> None:
-    """Run the whole process here and now (synchronous export, no broker, tests).
-
-    Fan-out kinds run ``EXPORTBULK_EXPORT_CONCURRENCY`` items at a time in threads: they pay
-    where the backend's work releases the GIL (file reads, compression, network).
-    """
-    spec = _spec(process_id)
-    if not spec.fan_out:
-        run_sequential(process_id, time_slice=None)
-        return
-    ids = list(
-        BulkItem.objects.filter(process__process_id=process_id, status=ItemStatus.PENDING)
-        .order_by("position")
-        .values_list("id", flat=True)
-    )
-    claimed = _claim(ids) if ids else []
-    if claimed:
-        workers = max(1, min(settings.EXPORTBULK_EXPORT_CONCURRENCY, len(claimed)))
-        running = BulkItem.objects.filter(id__in=[i.id for i in claimed], status=ItemStatus.RUNNING)
-        with renewing(running), ThreadPoolExecutor(workers, thread_name_prefix="exportbulk") as pool:
-            futures = {pool.submit(outcome_of, spec, item): item for item in claimed}
-            for future in as_completed(futures):
-                finish_item(futures[future], future.result(), end=False)
-    maybe_finish(process_id)
 
 
 # Ending -------------------------------------------------------------------------------------
@@ -427,15 +281,15 @@ def maybe_finish(process_id: str) -> None:
 
     Raises ProcessBusy when another runner holds the process (it ends it, or its lease runs out).
     """
-    if BulkItem.objects.filter(process__process_id=process_id, status__in=_UNFINISHED).exists():
+    if BulkItem.objects.filter(process__process_id=process_id, status__in=UNFINISHED).exists():
         return
     with leased(process_id) as process:
-        if process is None or process.items.filter(status__in=_UNFINISHED).exists():
+        if process is None or process.items.filter(status__in=UNFINISHED).exists():
             return
-        _end(process)
+        end(process)
 
 
-def _end(process: BulkProcess) -> None:
+def end(process: BulkProcess) -> None:
     """Run the kind's last step, store the report, then set the final status (the caller holds the lease)."""
     spec = KINDS[process.kind]
     if spec.before_finish:
@@ -497,18 +351,6 @@ def fail_process(process_id: str, reason: str) -> None:
 def is_canceled(process_id: str) -> bool:
     """Whether the process's owner asked to cancel it (one indexed lookup)."""
     return BulkProcess.objects.filter(process_id=process_id, canceled_at__isnull=False).exists()
-
-
-def cancel_check(process: BulkProcess) -> Callable[[], bool] | None:
-    """For long writers: a check of ``is_canceled``, or None when run by ``run_now``.
-
-    ``run_now`` runs a synchronous request (whose id the caller learns only at its end) in pool
-    threads, which must not touch the database.
-    """
-    if not getattr(_watched, "on", False):
-        return None
-    process_id = process.process_id.hex
-    return lambda: is_canceled(process_id)
 
 
 def cancel(user, kind: ProcessKind, process_id: str) -> ProcessInfo:

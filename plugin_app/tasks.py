@@ -18,7 +18,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
-from plugin_app import backups, exports, lifecycle, uploads  # noqa: F401  (the kinds register themselves)
+from plugin_app import backups, exports, lifecycle, runners, uploads  # noqa: F401  (the kinds register themselves)
 from plugin_app.lease import ProcessBusy
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class ProcessTask(BulkTask):
 @shared_task(base=ItemTask, bind=True)
 def run_item(self: ItemTask, item_id: int) -> None:
     try:
-        lifecycle.work_on_item(item_id)
+        runners.work_on_item(item_id)
     except ProcessBusy as busy:
         _later(self, item_id, busy)
 
@@ -60,7 +60,7 @@ def run_item(self: ItemTask, item_id: int) -> None:
 @shared_task(base=ProcessTask, bind=True)
 def run_process(self: ProcessTask, process_id: str) -> None:
     try:
-        more = lifecycle.run_sequential(process_id)
+        more = runners.run_sequential(process_id)
     except ProcessBusy as busy:
         _later(self, process_id, busy)
         return

@@ -141,7 +141,7 @@ def backups_in_this_thread(monkeypatch):
     """Backup items use the database from the thread that runs them, and sqlite's in-memory test
     database refuses (does not wait for) a second thread's write: they run here, one by one, as
     a worker's tasks run them (``work_on_item``), instead of in ``run_now``'s threads."""
-    from plugin_app import lifecycle
+    from plugin_app import lifecycle, runners
     from plugin_app.data import ItemStatus, ProcessKind
     from plugin_app.models import BulkItem, BulkProcess
 
@@ -152,7 +152,7 @@ def backups_in_this_thread(monkeypatch):
             return send(process_id)
         items = BulkItem.objects.filter(process__process_id=process_id, status=ItemStatus.PENDING)
         for item_id in items.values_list("id", flat=True):
-            lifecycle.work_on_item(item_id)
+            runners.work_on_item(item_id)
         lifecycle.maybe_finish(process_id)
 
     monkeypatch.setattr(lifecycle, "dispatch", dispatch)

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from plugin_app import api, lifecycle, storage
+from plugin_app import api, lifecycle, runners, storage
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind, ProcessStatus, UploadMode
 from plugin_app.models import BulkItem, BulkProcess
 from tests.builders import SAMPLE_COURSE_ID, content_zip, manifest, mixed_upload
@@ -75,7 +75,7 @@ def test_a_process_ends_once_whoever_finishes_last(
     lifecycle.finish_item(items[2], ItemOutcome(ItemStatus.FAILED, error="no"))
     for _ in range(3):  # late deliveries
         lifecycle.maybe_finish(process_id)
-        lifecycle.work_on_item(items[0].id)
+        runners.work_on_item(items[0].id)
 
     info = api.get_process(staff, ProcessKind.EXPORT, process_id)
     assert (info.status, info.total_count, info.success_count, info.failed_count) == ("Completed", 3, 2, 1)
@@ -104,10 +104,10 @@ def test_fan_out_sends_a_window_of_items_at_a_time(
         .values_list("id", flat=True)
     )
     assert sent == ids[:2]
-    lifecycle.work_on_item(ids[0])  # one ends: one more is sent, behind other processes' items
+    runners.work_on_item(ids[0])  # one ends: one more is sent, behind other processes' items
     assert sent == ids[:3]
     for item_id in ids[1:]:
-        lifecycle.work_on_item(item_id)
+        runners.work_on_item(item_id)
     assert sent == ids
     assert BulkProcess.objects.get(process_id=process_id).status == ProcessStatus.COMPLETED
 
@@ -143,7 +143,7 @@ def test_cancel_of_an_upload_removes_its_content(client_for, staff, sample_cours
     answer = client_for(staff).post(f"/api/courses/v0/content/bulk/upload/status/{process_id}/cancel")
     assert answer.status_code == 200 and answer.json()["result"]["status"] == "Canceled"
     assert not storage.get_storage().exists(content)
-    assert lifecycle.run_sequential(process_id) is False  # its queued task does nothing
+    assert runners.run_sequential(process_id) is False  # its queued task does nothing
 
 
 def test_only_the_owner_cancels(client_for, staff, author, sample_course, local_storage, not_sent):

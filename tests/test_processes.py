@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from django.utils import timezone
 
-from plugin_app import api, lifecycle, storage
+from plugin_app import api, lifecycle, runners, storage
 from plugin_app.data import ProcessStatus, UploadMode
 from plugin_app.lease import ProcessBusy, leased
 from plugin_app.models import BulkProcess
@@ -40,7 +40,7 @@ def test_a_second_runner_waits_while_the_process_is_held(queued_upload, sample_c
     with leased(queued_upload) as process:
         assert process.status == ProcessStatus.PROCESSING
         with pytest.raises(ProcessBusy):
-            lifecycle.run_sequential(queued_upload)
+            runners.run_sequential(queued_upload)
         assert done_rows(queued_upload) == 0
 
     api.run_now(queued_upload)  # released: this runner takes it
@@ -54,7 +54,7 @@ def test_a_runner_takes_over_once_the_holders_lease_expired(queued_upload, setti
         status=ProcessStatus.PROCESSING, lease_expires=timezone.now() + timedelta(seconds=60)
     )
     with pytest.raises(ProcessBusy) as busy:
-        lifecycle.run_sequential(queued_upload)
+        runners.run_sequential(queued_upload)
     assert busy.value.retry_in == settings.EXPORTBULK_LEASE_SECONDS
 
     BulkProcess.objects.filter(process_id=queued_upload).update(lease_expires=timezone.now())

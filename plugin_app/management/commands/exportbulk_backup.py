@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from plugin_app import backups, exports, lifecycle
+from plugin_app import backups, exports, lifecycle, runners
 from plugin_app.data import ProcessKind, ProcessStatus
 
 POLL_SECONDS = 2.0
@@ -54,7 +54,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc) or "The task queue is unavailable; nothing was started.") from None
         self.stdout.write(f"Backup {process_id}: {len(course_ids)} course(s).")
         if options["in_process"]:
-            lifecycle.run_now(process_id)
+            runners.run_now(process_id)
         info = lifecycle.get_process(user, ProcessKind.BACKUP, process_id)
         deadline = time.monotonic() + options["timeout"]
         while info.finished_at is None:
