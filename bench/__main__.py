@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from bench import scaleout
+from bench.backup import bench_backup
 from bench.stack import Stack, copy_course, source_course
 from bench.status import bench_status
 from plugin_app.standalone.cli import SAMPLE_COURSES
@@ -160,11 +161,10 @@ def main() -> None:
     parser.add_argument("--large-mb", type=int, default=300)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--poll-seconds", type=float, default=10)
-    parser.add_argument(
-        "--only", choices=["export", "upload", "status", "upload_large", "scaleout"], action="append"
-    )
+    kinds = ["export", "upload", "status", "upload_large", "backup", "scaleout"]
+    parser.add_argument("--only", choices=kinds, action="append")
     args = parser.parse_args()
-    only = set(args.only or ["export", "upload", "status", "upload_large", "scaleout"])
+    only = set(args.only or kinds)
     figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="exportbulk-bench-") as folder:
         work = Path(folder)
@@ -180,6 +180,8 @@ def main() -> None:
                 bench_status(stack, args.poll_seconds, figures)
             if "upload_large" in only:
                 scaleout.bench_upload_large(stack, figures)
+            if "backup" in only:
+                bench_backup(stack, args.copies, figures)
         finally:
             stack.stop()
         if "scaleout" in only:

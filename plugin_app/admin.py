@@ -1,10 +1,13 @@
 """Admin pages where operators read bulk processes and their items (read-only: the APIs own them)."""
 
 from django.contrib import admin
-from django.db.models import Model
+from django.db.models import Model, OuterRef, Subquery
 from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.timesince import timesince
 
-from plugin_app.models import BulkItem, BulkProcess
+from plugin_app.models import BackupCourse, BackupVersion, BulkItem, BulkProcess
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -42,3 +45,56 @@ class BulkItemAdmin(ReadOnlyAdmin):
     list_filter = ("status", "process__kind")
     search_fields = ("course_id", "process__process_id")
     raw_id_fields = ("process",)
+
+
+class BackupVersionInline(admin.TabularInline):
+    model = BackupVersion
+    fields = ("created", "name", "size", "sha256", "process_id", "deleted_by", "deleted_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BackupCourse)
+class BackupCourseAdmin(ReadOnlyAdmin):
+    """Per course: its last backup (time, size, age) and whether a backup failed since."""
+
+    list_display = ("course_id", "last_backup", "last_backup_size", "last_backup_age", "failed_since")
+    search_fields = ("course_id",)
+    readonly_fields = ("course_id", "held_by", "lease_expires", "last_failure", "last_failure_reason")
+    inlines = [BackupVersionInline]
+
+    def get_queryset(self, request):
+        newest = BackupVersion.objects.filter(
+            course=OuterRef("pk"), size__isnull=False, deleted_at__isnull=True
+        ).order_by("-created")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                last_created=Subquery(newest.values("created")[:1]),
+                last_size=Subquery(newest.values("size")[:1]),
+            )
+        )
+
+    @admin.display(description="last backup", ordering="last_created")
+    def last_backup(self, course):
+        return course.last_created
+
+    @admin.display(description="size")
+    def last_backup_size(self, course) -> str:
+        return filesizeformat(course.last_size) if course.last_size is not None else "-"
+
+    @admin.display(description="age")
+    def last_backup_age(self, course) -> str:
+        return timesince(course.last_created, timezone.now()) if course.last_created else "never backed up"
+
+    @admin.display(description="failed since", boolean=True)
+    def failed_since(self, course) -> bool:
+        """Whether the last failure is newer than the last good backup (or there is none)."""
+        return bool(
+            course.last_failure and (not course.last_created or course.last_failure > course.last_created)
+        )

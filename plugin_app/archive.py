@@ -38,7 +38,7 @@ def write_tarball(tree: OlxTree, out: BinaryIO, level: int) -> None:
     with igzip.IGzipFile(fileobj=out, mode="wb", compresslevel=level) as gz:
         tar = tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT, copybufsize=_COPY_BUFFER)
         with tar:
-            for info, path in _entries(tree.path, tree.root_name):
+            for info, path, _status in entries(tree.path, tree.root_name):
                 if info.isdir():
                     tar.addfile(info)
                 else:
@@ -46,8 +46,9 @@ def write_tarball(tree: OlxTree, out: BinaryIO, level: int) -> None:
                         tar.addfile(info, source)
 
 
-def _entries(root: Path, top: str) -> Iterator[tuple[tarfile.TarInfo, str]]:
-    """Every folder and regular file under ``root``, named below ``top``, in a stable order."""
+def entries(root: Path, top: str) -> Iterator[tuple[tarfile.TarInfo, str, os.stat_result]]:
+    """Every folder and regular file under ``root``, named below ``top``, in a stable order,
+    with the ``stat`` its entry was built from: exactly what the tarball holds."""
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = sorted(
             name
@@ -56,12 +57,13 @@ def _entries(root: Path, top: str) -> Iterator[tuple[tarfile.TarInfo, str]]:
         )
         relative = os.path.relpath(folder, root)
         prefix = top if relative == "." else f"{top}/{Path(relative).as_posix()}"
-        yield _info(prefix, os.stat(folder)), folder
+        status = os.stat(folder)
+        yield _info(prefix, status), folder, status
         for name in sorted(files):
             path = os.path.join(folder, name)
             status = os.lstat(path)
             if stat.S_ISREG(status.st_mode) and name not in _SKIPPED_NAMES:
-                yield _info(f"{prefix}/{name}", status), path
+                yield _info(f"{prefix}/{name}", status), path, status
 
 
 class _Entry(tarfile.TarInfo):

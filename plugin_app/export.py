@@ -2,13 +2,16 @@
 Exporting one course: streamed as a tarball into storage, never held whole in memory or on disk.
 
 How many run at once is the lifecycle's business (one Celery task per course, and threads for
-a synchronous export).
+a synchronous export). Backups write the same tarball under another name (``write_course``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -30,23 +33,63 @@ class ExportError(Exception):
     """An export of one course failed; the message is safe to show to the caller."""
 
 
+@dataclass(frozen=True)
+class Written:
+    """What was stored: its size and sha256, counted from the bytes as they were sent."""
+
+    size: int
+    sha256: str
+
+
+class _Digesting:
+    """A write-only file that counts and hashes what passes through it to ``out``."""
+
+    def __init__(self, out: BinaryIO):
+        self._out, self.size, self.hash = out, 0, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self._out.write(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def storage_name(make_name: Callable[[], str]) -> str:
+    """``make_name()``, or ExportError when the course id would not make a safe storage name."""
+    try:
+        return make_name()
+    except (ValueError, SuspiciousFileOperation):
+        # e.g. an old-style key "../../x": its object key would leave the configured prefix.
+        raise ExportError("The course id cannot be used as a storage object name.") from None
+
+
 def export_course(course_key: CourseKey, should_stop: Callable[[], bool] | None = None) -> str:
     """Export one course into storage; return the storage name of its tarball.
 
     ``should_stop`` is asked between parts; if it says so, storage.Stopped is raised and no object is left.
     """
+    name = storage_name(lambda: storage.export_name(str(course_key)))
     try:
-        name = storage.export_name(str(course_key))
-    except (ValueError, SuspiciousFileOperation):
-        # e.g. an old-style key "../../x": its object key would leave the configured prefix.
-        raise ExportError("The course id cannot be used as a storage object name.") from None
+        write_course(course_key, name, should_stop)
+    finally:
+        # Backends may touch the database from this thread; give its connection back.
+        connections.close_all()
+    return name
+
+
+def write_course(course_key: CourseKey, name: str, should_stop: Callable[[], bool] | None = None) -> Written:
+    """Stream the course's tarball into the storage name ``name``; raises ExportError (or
+    storage.Stopped, see ``export_course``)."""
     try:
         with get_backend().export_olx(course_key) as tree:
             if not _safe_folder_name(tree.root_name):
                 # The tarball's top folder: ".." would make every member a path outside the extraction root.
                 raise ExportError(f"The course's url_name {tree.root_name!r} cannot name a folder.")
             with storage.open_writer(name, TARBALL_CONTENT_TYPE, should_stop) as out:
-                write_tarball(tree, out, settings.EXPORTBULK_COMPRESSION_LEVEL)
+                digesting = _Digesting(out)
+                write_tarball(tree, digesting, settings.EXPORTBULK_COMPRESSION_LEVEL)  # type: ignore[arg-type]
     except CourseNotFound:
         raise ExportError("Course not found.") from None
     except (BotoCoreError, ClientError) as exc:
@@ -58,10 +101,7 @@ def export_course(course_key: CourseKey, should_stop: Callable[[], bool] | None 
     except OSError as exc:
         log.warning("Export of %s failed: %s", course_key, exc)
         raise ExportError(f"Storage error: {exc.strerror or type(exc).__name__}.") from None
-    finally:
-        # Backends may touch the database from this thread; give its connection back.
-        connections.close_all()
-    return name
+    return Written(digesting.size, digesting.hash.hexdigest())
 
 
 def _safe_folder_name(name: str) -> bool:

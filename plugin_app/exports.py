@@ -33,8 +33,8 @@ def authorable_courses(user, org: str | None = None) -> list[str]:
     ]
 
 
-def _export_item(user, position: int, course_id: str, backend) -> BulkItem:
-    """The item of one requested course; refused courses fail at once, with their reason."""
+def requested_item(user, position: int, course_id: str, backend) -> BulkItem:
+    """The item of one requested course (export, backup); refused courses fail at once, with their reason."""
     item = BulkItem(position=position, course_id=course_id)
     try:
         course_key = CourseKey.from_string(course_id)
@@ -56,7 +56,7 @@ def create_export(user, course_ids: list[str], *, send: bool = True) -> str:
     """
     backend = get_backend()
     items = [
-        _export_item(user, position, course_id, backend) for position, course_id in enumerate(course_ids)
+        requested_item(user, position, course_id, backend) for position, course_id in enumerate(course_ids)
     ]
     return lifecycle.start(user, ProcessKind.EXPORT, items, send=send)
 

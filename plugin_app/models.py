@@ -82,3 +82,42 @@ class BulkItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.process_id}#{self.position} {self.course_id} ({self.status})"
+
+
+class BackupCourse(models.Model):
+    """A course as backups know it: which run holds it now, and its last failure.
+
+    The hold (``held_by`` until ``lease_expires``, renewed while held) keeps two runs from
+    backing up or pruning the same course at once; a holder that died loses it when it expires.
+    """
+
+    course_id = models.CharField(max_length=255, unique=True)
+    held_by = models.CharField(max_length=64, blank=True)
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    last_failure = models.DateTimeField(null=True, blank=True)
+    last_failure_reason = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.course_id
+
+
+class BackupVersion(models.Model):
+    """One backup object of a course: recorded before its first byte is stored (``size`` None
+    until its upload completed), marked deleted by the run whose retention removed it."""
+
+    course = models.ForeignKey(BackupCourse, on_delete=models.CASCADE, related_name="versions")
+    name = models.CharField(max_length=512, unique=True)  # storage name, below the key prefix
+    created = models.DateTimeField()  # the UTC time in its name
+    process_id = models.CharField(max_length=32)  # the run that wrote it
+    fingerprint = models.CharField(max_length=128)
+    size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    deleted_by = models.CharField(max_length=32, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["course", "-created"]
+        indexes = [models.Index(fields=["course", "-created"])]
+
+    def __str__(self) -> str:
+        return self.name

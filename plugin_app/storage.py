@@ -215,6 +215,19 @@ def open_writer(
         yield _Stoppable(out, should_stop) if should_stop else out
 
 
+def discard(name: str) -> None:
+    """Remove ``name`` and, in S3, every unfinished multipart upload to it (a writer killed
+    before it could abort leaves one behind, invisible but stored and billed)."""
+    storage = get_storage()
+    storage.delete(name)
+    if isinstance(storage, SharedClientS3Storage):
+        client, bucket = storage.client, storage.bucket_name
+        listing = client.list_multipart_uploads(Bucket=bucket, Prefix=name)
+        for upload in listing.get("Uploads", []):
+            if upload["Key"] == name:
+                client.abort_multipart_upload(Bucket=bucket, Key=name, UploadId=upload["UploadId"])
+
+
 def download_url(name: str) -> str:
     """A URL to download ``name``: presigned or public for S3, signed for local files (may be relative)."""
     return get_storage().url(name)

@@ -136,6 +136,28 @@ def client_for():
     return make
 
 
+@pytest.fixture
+def backups_in_this_thread(monkeypatch):
+    """Backup items use the database from the thread that runs them, and sqlite's in-memory test
+    database refuses (does not wait for) a second thread's write: they run here, one by one, as
+    a worker's tasks run them (``work_on_item``), instead of in ``run_now``'s threads."""
+    from plugin_app import lifecycle, runners
+    from plugin_app.data import ItemStatus, ProcessKind
+    from plugin_app.models import BulkItem, BulkProcess
+
+    send = lifecycle.dispatch
+
+    def dispatch(process_id: str) -> None:
+        if BulkProcess.objects.get(process_id=process_id).kind != ProcessKind.BACKUP:
+            return send(process_id)
+        items = BulkItem.objects.filter(process__process_id=process_id, status=ItemStatus.PENDING)
+        for item_id in items.values_list("id", flat=True):
+            runners.work_on_item(item_id)
+        lifecycle.maybe_finish(process_id)
+
+    monkeypatch.setattr(lifecycle, "dispatch", dispatch)
+
+
 def edx_cleaner_errors(course_dir: Path) -> int:
     """How many errors olxcleaner's ``edx-cleaner`` finds in an OLX course."""
     import re

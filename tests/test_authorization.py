@@ -33,7 +33,7 @@ from oauth2_provider.models import AbstractApplication, get_application_model
 from opaque_keys.edx.keys import CourseKey
 from rest_framework.test import APIClient
 
-from plugin_app import api, storage
+from plugin_app import api, backups, storage
 from plugin_app.backends.olx_directory import author_group_name
 from plugin_app.data import ItemStatus, ProcessKind, ProcessStatus, UploadMode
 from plugin_app.models import BulkItem, BulkProcess
@@ -61,27 +61,48 @@ ENDPOINTS = {
     "download-report": ("download", "report_file"),  # the upload report CSV: no endpoint of its own
     "export-cancel": ("export-cancel", "export"),
     "upload-cancel": ("upload-cancel", "upload"),
+    "backup": ("backup", None),
+    "backup-status": ("backup-status", "backup"),
+    "backup-status-list": ("backup-status-list", None),
+    "backup-versions": ("backup-versions", "course"),  # the versions of course A
+    "backup-cancel": ("backup-cancel", "backup"),
 }
 
 DENY = (401, 403)  # either is a refusal; what matters is that nothing happens
 # fmt: off
 EXPECTED = {
-    #                      export status list  upload status list  any    tar.gz csv  cancel:exp upl
-    "anonymous":           (401,   401,   401,  401,   401,   401,  401,   200,  200, 401,   401),
-    "jwt-malformed":       (401,   401,   401,  401,   401,   401,  401,   200,  200, 401,   401),
-    "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  401,   200,  200, 401,   401),
-    "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  401,   200,  200, 401,   401),
-    "jwt-expired":         (401,   401,   401,  401,   401,   401,  401,   200,  200, 401,   401),
-    "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  401,   200,  200, 401,   401),
-    "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  401,   200,  200, 401,   401),
-    "bearer-unknown":      (401,   401,   401,  401,   401,   401,  401,   200,  200, 401,   401),
-    "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,  200, DENY,  DENY),
-    "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,  200, DENY,  DENY),
-    "bearer-other-client": (400,   404,   200,  400,   404,   200,  404,   200,  200, 404,   404),
-    "author":              (200,   404,   200,  200,   404,   200,  404,   200,  200, 404,   404),
-    "staff":               (200,   404,   200,  200,   404,   200,  404,   200,  200, 404,   404),
-    "owner":               (200,   200,   200,  200,   200,   200,  200,   200,  200, 200,   200),
-    "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,   200,  200, 200,   200),
+    #                      export status list  upload status list  any    dl:tgz csv  cancel:exp upl
+    #                      then backup: start status list versions cancel
+    "anonymous":           (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
+                           401, 401, 401, 401, 401),
+    "jwt-malformed":       (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
+                           401, 401, 401, 401, 401),
+    "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
+                           401, 401, 401, 401, 401),
+    "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
+                           401, 401, 401, 401, 401),
+    "jwt-expired":         (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
+                           401, 401, 401, 401, 401),
+    "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
+                           401, 401, 401, 401, 401),
+    "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
+                           401, 401, 401, 401, 401),
+    "bearer-unknown":      (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
+                           401, 401, 401, 401, 401),
+    "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,  200,  DENY,  DENY,
+                           DENY, DENY, DENY, DENY, DENY),
+    "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,  200,  DENY,  DENY,
+                           DENY, DENY, DENY, DENY, DENY),
+    "bearer-other-client": (400,   404,   200,  400,   404,   200,  404,   200,  200,  404,   404,
+                           202, 404, 200, 403, 404),
+    "author":              (200,   404,   200,  200,   404,   200,  404,   200,  200,  404,   404,
+                           202, 404, 200, 200, 404),
+    "staff":               (200,   404,   200,  200,   404,   200,  404,   200,  200,  404,   404,
+                           202, 404, 200, 200, 404),
+    "owner":               (200,   200,   200,  200,   200,   200,  200,   200,  200,  200,   200,
+                           202, 200, 200, 200, 200),
+    "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,   200,  200,  200,   200,
+                           202, 200, 200, 200, 200),
 }
 # fmt: on
 
@@ -174,7 +195,7 @@ class World:
         route, arg = ENDPOINTS[endpoint]
         if arg is None:
             return reverse(f"exportbulk:{route}")
-        key = "token" if route == "download" else "process_id"
+        key = {"download": "token", "backup-versions": "course_id"}.get(route, "process_id")
         return reverse(f"exportbulk:{route}", kwargs={key: self.ids[arg]})
 
 
@@ -196,6 +217,8 @@ def send(client: APIClient, endpoint: str, world: World):
         return client.post(
             world.url(endpoint), upload_form(COURSE_A), format="multipart", HTTP_OPERATION_MODE="upload"
         )
+    if endpoint == "backup":
+        return client.post(world.url(endpoint), {"courses": [COURSE_A]}, format="json")
     if endpoint.endswith("-cancel"):
         return client.post(world.url(endpoint))
     return client.get(world.url(endpoint))
@@ -203,6 +226,11 @@ def send(client: APIClient, endpoint: str, world: World):
 
 def download_token(url: str) -> str:
     return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[1])
+
+
+@pytest.fixture(autouse=True)
+def _backups_here(backups_in_this_thread):
+    pass
 
 
 @pytest.fixture
@@ -228,15 +256,24 @@ def world(django_user_model, olx_root, local_storage, staff, author) -> World:
         UploadMode.UPLOAD,
     )
     api.run_now(upload_id)
+    backup_id = backups.start_backup(owner, [COURSE_A])  # run at once (see backups_in_this_thread)
     exported = api.get_process(owner, ProcessKind.EXPORT, export_id)
     uploaded = api.get_process(owner, ProcessKind.UPLOAD, upload_id)
     ids = {
         "export": export_id,
         "upload": upload_id,
+        "backup": backup_id,
+        "course": COURSE_A,
         "export_file": download_token(exported.successful_uploads[COURSE_A]),
         "report_file": download_token(uploaded.report_url),
     }
-    own = {"owner": {ProcessKind.EXPORT: [export_id], ProcessKind.UPLOAD: [upload_id]}}
+    own = {
+        "owner": {
+            ProcessKind.EXPORT: [export_id],
+            ProcessKind.UPLOAD: [upload_id],
+            ProcessKind.BACKUP: [backup_id],
+        }
+    }
     for name, user in users.items():
         if name != "owner":
             own[name] = {
@@ -398,8 +435,27 @@ def check_cancel(cell: Cell, response):
     assert comparable(response.json(), process_id) == comparable(unknown.json(), random_id)
 
 
+def check_backup(cell: Cell, response):
+    """Always accepted (202); a course the caller may not author fails, and nothing of it is stored."""
+    (process,) = new_processes(cell.before)
+    assert process.process_id.hex == response.json()["processId"]
+    assert process.owner.username == cell.username and process.status == ProcessStatus.COMPLETED
+    (item,) = process.items.all()
+    if cell.username in ("author", "staff", "owner"):
+        assert item.status == ItemStatus.SUCCESS and item.result["outcome"] in ("exported", "unchanged")
+    else:
+        assert (item.status, item.error) == (ItemStatus.FAILED, api.PERMISSION_DENIED)
+        assert tarballs(files(cell.world.storage_root)) == tarballs(cell.before["storage"])
+
+
+def check_versions(cell: Cell, response):
+    (version,) = response.json()["versions"]  # the owner's backup: the only one of course A
+    (item,) = BulkProcess.objects.get(process_id=cell.world.ids["backup"]).items.all()
+    assert version["key"] == item.result["key"] and version["sha256"] == item.result["sha256"]
+
+
 def check_list(cell: Cell, response):
-    kind = ProcessKind.EXPORT if cell.endpoint.startswith("export") else ProcessKind.UPLOAD
+    kind = ProcessKind(cell.endpoint.split("-", 1)[0])
     result = response.json()["result"]
     mine = cell.world.own[cell.username][kind]
     assert [u["processId"] for u in result[f"{kind}s"]] == mine
@@ -424,6 +480,11 @@ CHECKS = {
     "download-report": check_download,
     "export-cancel": check_cancel,
     "upload-cancel": check_cancel,
+    "backup": check_backup,
+    "backup-status": check_status,
+    "backup-status-list": check_list,
+    "backup-versions": check_versions,
+    "backup-cancel": check_cancel,
 }
 
 

@@ -26,6 +26,13 @@ OPERATIONS = {
     ("post", "/api/courses/v0/export/status/{process_id}/cancel"),
     ("post", "/api/courses/v0/content/bulk/upload/status/{process_id}/cancel"),
     ("get", "/api/courses/v0/exportbulk/files/{token}"),
+    ("post", "/api/courses/v0/export/status/{process_id}/cancel"),
+    ("post", "/api/courses/v0/content/bulk/upload/status/{process_id}/cancel"),
+    ("post", "/api/courses/v0/backup/"),
+    ("get", "/api/courses/v0/backup/status/list"),
+    ("get", "/api/courses/v0/backup/status/{process_id}"),
+    ("post", "/api/courses/v0/backup/status/{process_id}/cancel"),
+    ("get", "/api/courses/v0/backup/versions/{course_id}"),
 }
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"

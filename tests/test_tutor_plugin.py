@@ -337,3 +337,77 @@ def test_init_creates_the_bucket_in_minio(minio_project):
 
 def test_plugin_cli_is_registered(project):
     assert "export" in project.tutor("exportbulk", "--help").stdout
+
+
+# Backups -------------------------------------------------------------------------------------
+
+
+def cronjobs(project: Project) -> list[dict]:
+    documents = yaml.safe_load_all(project.rendered("k8s/jobs.yml"))
+    return [doc for doc in documents if doc and doc["kind"] == "CronJob"]
+
+
+def test_backup_schedule_renders_a_cronjob_running_the_backup_command(project, tmp_path):
+    assert cronjobs(project) == []  # no schedule by default
+    scheduled = project.copy(tmp_path)
+    scheduled.tutor("config", "save", "--set", "EXPORTBULK_BACKUP_SCHEDULE=0 3 * * *")
+    (cronjob,) = cronjobs(scheduled)
+    spec = cronjob["spec"]
+    assert cronjob["apiVersion"] == "batch/v1" and cronjob["metadata"]["name"] == "exportbulk-backup"
+    assert spec["schedule"] == "0 3 * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == scheduled.value("DOCKER_IMAGE_OPENEDX")
+    assert shlex.split(container["args"][0]) == [
+        "./manage.py",
+        "cms",
+        "exportbulk_backup",
+        "--all",
+        "--changed-only",
+    ]
+    assert container["command"] == ["sh", "-e", "-c"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["DJANGO_SETTINGS_MODULE"] == "cms.envs.tutor.production"
+    # The same settings as Tutor's own cms-job: the config maps of the LMS and CMS settings.
+    config_maps = {volume["configMap"]["name"] for volume in pod["volumes"]}
+    assert config_maps == {"openedx-settings-lms", "openedx-settings-cms", "openedx-config"}
+    mounts = {mount["name"] for mount in container["volumeMounts"]}
+    assert mounts == {volume["name"] for volume in pod["volumes"]}
+    # Tutor's k8s job runner still finds its own jobs among the documents.
+    jobs = [
+        doc["metadata"]["name"]
+        for doc in yaml.safe_load_all(scheduled.rendered("k8s/jobs.yml"))
+        if doc["kind"] == "Job"
+    ]
+    assert {"lms-job", "cms-job"} <= set(jobs)
+
+
+def test_backup_do_command_runs_the_management_command_in_the_cms(project):
+    for runner in ("local", "k8s"):
+        assert project.tutor(runner, "do", "exportbulk-backup", "--help").stdout.startswith("Usage:")
+    assert project.jobs("exportbulk-backup") == [("cms", "./manage.py cms exportbulk_backup --changed-only")]
+    jobs = project.jobs(
+        "exportbulk-backup", "--org", "Acme Org", "--course", "course-v1:A+B+C", "--no-changed-only"
+    )
+    ((service, script),) = jobs
+    assert service == "cms"
+    assert commands(script) == [
+        [
+            "./manage.py",
+            "cms",
+            "exportbulk_backup",
+            "--no-changed-only",
+            "--org",
+            "Acme Org",
+            "--course",
+            "course-v1:A+B+C",
+        ]
+    ]
+
+
+def test_backup_retention_reaches_the_settings(project, tmp_path):
+    values = settings_values(project.rendered("apps/openedx/settings/cms/production.py"))
+    assert (values["EXPORTBULK_BACKUP_KEEP"], values["EXPORTBULK_BACKUP_MAX_AGE_DAYS"]) == (7, 0)
+    assert values["EXPORTBULK_SERVICE_USERNAME"] == "exportbulk"

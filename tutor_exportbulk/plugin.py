@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
@@ -44,6 +45,10 @@ config: dict[str, dict[str, Any]] = {
         "CELERY_QUEUE": APP_DEFAULTS["EXPORTBULK_CELERY_QUEUE"],
         "MAX_ACTIVE_PROCESSES_PER_USER": APP_DEFAULTS["EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER"],
         "ITEMS_IN_FLIGHT": APP_DEFAULTS["EXPORTBULK_ITEMS_IN_FLIGHT"],
+        # Course backups: a cron expression runs them on Kubernetes (empty: no schedule).
+        "BACKUP_SCHEDULE": "",
+        "BACKUP_KEEP": APP_DEFAULTS["EXPORTBULK_BACKUP_KEEP"],
+        "BACKUP_MAX_AGE_DAYS": APP_DEFAULTS["EXPORTBULK_BACKUP_MAX_AGE_DAYS"],
         "SERVICE_USERNAME": "exportbulk",
         "SERVICE_EMAIL": "exportbulk@openedx",
         "OAUTH2_CLIENT_ID": "exportbulk",
@@ -83,6 +88,30 @@ def provision() -> Iterator[tuple[str, str]]:
 
 
 Filters.CLI_DO_COMMANDS.add_item(provision)
+
+
+@click.command("exportbulk-backup", help="Back up courses to the bucket, as the service user (one run).")
+@click.option("--all", "all_courses", is_flag=True, help="Every course (the default).")
+@click.option("--org", help="The courses of one organization.")
+@click.option("--course", "courses", multiple=True, help="A course id (repeatable).")
+@click.option("--changed-only/--no-changed-only", default=True, show_default=True)
+def backup(
+    all_courses: bool, org: str | None, courses: tuple[str, ...], changed_only: bool
+) -> Iterator[tuple[str, str]]:
+    argv = [
+        "./manage.py",
+        "cms",
+        "exportbulk_backup",
+        "--changed-only" if changed_only else "--no-changed-only",
+    ]
+    argv += ["--all"] if all_courses else []
+    argv += ["--org", org] if org else []
+    for course in courses:
+        argv += ["--course", course]
+    yield ("cms", shlex.join(argv))
+
+
+Filters.CLI_DO_COMMANDS.add_item(backup)
 
 
 @Filters.CLI_DO_INIT_TASKS.add()

@@ -53,6 +53,11 @@ class CourseBackend(abc.ABC):
         """The course as an OLX tree, valid until the context exits. Raises CourseNotFound."""
 
     @abc.abstractmethod
+    def fingerprint(self, course_key: CourseKey) -> str:
+        """A digest of everything an export of the course would hold, cheap to compute without
+        exporting: it changes whenever the export's content would. Raises CourseNotFound."""
+
+    @abc.abstractmethod
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
         """Store (or replace) a course asset under ``studio_asset_name(asset.name)``, with
         ``asset.name`` as its display name; return its URL path (``/asset-v1:...``)."""

@@ -8,6 +8,8 @@ edx-platform is imported inside the methods only, so that this module imports an
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -142,6 +144,42 @@ class ModulestoreBackend(CourseBackend):
             yield OlxTree(path=Path(root_dir) / name, root_name=name)
         finally:
             shutil.rmtree(root_dir, ignore_errors=True)
+
+    def fingerprint(self, course_key: CourseKey) -> str:
+        """Three lookups, no walk of the course, covering what ``export_course_to_xml`` writes:
+
+        - the structure versions of the course index, draft and published (the export holds
+          drafts too), from ``SplitModulestoreCourseIndex``
+          (common/djangoapps/split_modulestore_django/models.py): any edit or publish moves them;
+        - every asset's metadata as the contentstore lists it (xmodule/contentstore/mongo.py
+          ``get_all_content_for_course``: key, length, uploadDate, contentType, locked...): a new
+          or replaced file, or a lock toggled, moves none of the versions above;
+        - the course's VAL transcripts (edxval/models.py ``VideoTranscript``, a TimeStampedModel
+          whose ``modified`` moves on replacement), which the export writes beside video blocks.
+        """
+        from common.djangoapps.split_modulestore_django.models import SplitModulestoreCourseIndex
+        from edxval.models import VideoTranscript
+        from xmodule.contentstore.django import contentstore
+
+        versions = (
+            SplitModulestoreCourseIndex.objects.filter(course_id=course_key)
+            .values_list("draft_version", "published_version", "library_version")
+            .first()
+        )
+        if versions is None:
+            raise CourseNotFound(str(course_key))
+        assets, _count = contentstore().get_all_content_for_course(course_key)
+        transcripts = (
+            VideoTranscript.objects.filter(video__courses__course_id=str(course_key))
+            .order_by("video__edx_video_id", "language_code")
+            .values_list("video__edx_video_id", "language_code", "file_format", "modified", "transcript")
+        )
+        combined = hashlib.sha256(json.dumps(list(versions)).encode())
+        for asset in sorted(assets, key=lambda a: str(a.get("asset_key") or a.get("_id"))):
+            combined.update(json.dumps(asset, sort_keys=True, default=str).encode() + b"\n")
+        for row in transcripts:
+            combined.update(json.dumps(list(row), default=str).encode() + b"\n")
+        return f"modulestore-v1:{combined.hexdigest()}"
 
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
         """Studio's upload (cms/djangoapps/contentstore/asset_storage_handlers.py

@@ -45,6 +45,7 @@ from plugin_app.backends.base import (
 )
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 from plugin_app.files import atomic_file
+from plugin_app.fingerprint import FileDigests, tree_fingerprint
 
 _DRAFT_ATTRS = ("parent_url", "index_in_children_list")
 _COMPONENT_TYPES = ("html", "problem", "video")
@@ -233,6 +234,7 @@ class OlxDirectoryBackend(CourseBackend):
         self.root = Path(root)
         self._index: dict[CourseKey, _Course] = {}
         self._index_stamp: tuple | None = None
+        self._digests = FileDigests()
 
     @classmethod
     def from_settings(cls) -> OlxDirectoryBackend:
@@ -296,6 +298,13 @@ class OlxDirectoryBackend(CourseBackend):
         course = self._course(course_key)
         with course.locked(exclusive=False):
             yield OlxTree(path=course.path, root_name=course.url_name)
+
+    def fingerprint(self, course_key: CourseKey) -> str:
+        """Every file's path, size, mode and content hash (see ``plugin_app.fingerprint``), read
+        under the same shared lock as an export, so a bulk upload is never seen half-written."""
+        course = self._course(course_key)
+        with course.locked(exclusive=False):
+            return tree_fingerprint(OlxTree(path=course.path, root_name=course.url_name), self._digests)
 
     # Content ----------------------------------------------------------------------------------
 

@@ -53,6 +53,12 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTBULK_LEASE_SECONDS": 60,
     # Celery queue of the app's tasks (the CMS worker's default queue under Tutor).
     "EXPORTBULK_CELERY_QUEUE": "",
+    # Backups: versions kept per course, and their maximum age in days (0: no age limit). The
+    # newest good backup of a course is kept whatever these say.
+    "EXPORTBULK_BACKUP_KEEP": 7,
+    "EXPORTBULK_BACKUP_MAX_AGE_DAYS": 0,
+    # The user scheduled backups run as (``exportbulk_backup``); the init task provisions it.
+    "EXPORTBULK_SERVICE_USERNAME": "exportbulk",
     # Authentication classes of the REST API, as dotted paths.
     "EXPORTBULK_AUTHENTICATION_CLASSES": [
         "edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication",

@@ -4,6 +4,7 @@
     exportbulk-standalone provision --username U --email E --client-id ID --client-secret S
     exportbulk-standalone serve --host 127.0.0.1 --port 8000     (migrations, then gunicorn)
     exportbulk-standalone worker                                  (a Celery worker)
+    exportbulk-standalone backup [--all|--org X|--course ID ...] [--no-changed-only]
     exportbulk-standalone demo                                    (the README's main job)
 """
 
@@ -149,6 +150,37 @@ def worker(concurrency: int, nice: int) -> None:
         "--prefetch-multiplier", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
     os.execv(sys.executable, argv)
+
+
+@main.command()
+@click.option("--all", "all_courses", is_flag=True, help="Every course (the default).")
+@click.option("--org", help="The courses of one organization.")
+@click.option("--course", "courses", multiple=True, help="A course id (repeatable).")
+@click.option("--changed-only/--no-changed-only", default=True, show_default=True)
+@click.option("--user", help="Run as this user (default: EXPORTBULK_SERVICE_USERNAME).")
+@click.option("--in-process", is_flag=True, help="Back up here rather than on the workers.")
+def backup(
+    all_courses: bool,
+    org: str | None,
+    courses: tuple[str, ...],
+    changed_only: bool,
+    user: str | None,
+    in_process: bool,
+) -> None:
+    """One backup run (changed courses only by default); exits 1 when a course failed."""
+    setup_django()
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    seed_courses()
+    options: dict = {"changed_only": changed_only, "in_process": in_process, "all": all_courses}
+    options.update({"org": org} if org else {}, **({"courses": list(courses)} if courses else {}))
+    if user:
+        options["user"] = user
+    try:
+        call_command("exportbulk_backup", **options)
+    except CommandError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -3,10 +3,11 @@ A REST client for Open edX and for this plugin's APIs: requests only, no Django.
 
 ``OpenedxRESTAPIClient`` is composed of one mixin per concern: ``transport`` (session, token,
 retries), ``lms`` (the LMS APIs) and one module per process kind of this plugin (``exports``,
-``uploads``), over ``processes`` (status, lists and waiting, shared by every kind). A new kind
+``uploads``, ``backups``), over ``processes`` (status, lists and waiting, shared by every kind). A new kind
 adds its module and one base class below.
 """
 
+from tutor_exportbulk.client.backups import BackupsMixin
 from tutor_exportbulk.client.errors import OpenedxAPIError, OpenedxAuthError, public_url
 from tutor_exportbulk.client.exports import ExportsMixin
 from tutor_exportbulk.client.lms import LMSMixin
@@ -16,7 +17,7 @@ from tutor_exportbulk.client.uploads import UploadsMixin
 __all__ = ["FINAL_STATUSES", "OpenedxAPIError", "OpenedxAuthError", "OpenedxRESTAPIClient", "public_url"]
 
 
-class OpenedxRESTAPIClient(LMSMixin, ExportsMixin, UploadsMixin):
+class OpenedxRESTAPIClient(LMSMixin, ExportsMixin, UploadsMixin, BackupsMixin):
     """
     A client of the Open edX LMS and of this plugin's Studio APIs.
 

@@ -72,6 +72,7 @@ class _ProcessSerializer(serializers.Serializer[Any]):
     items = serializers.ListField(
         child=serializers.DictField(), required=False, help_text="Every item, for kinds that show them"
     )
+    manifest = serializers.URLField(required=False, help_text="Backups, once ended: the run manifest")
 
 
 class _ProcessSummarySerializer(serializers.Serializer[Any]):

@@ -1,4 +1,4 @@
-"""Validation of the bulk export request body."""
+"""Validation of the bulk export and backup request bodies."""
 
 from __future__ import annotations
 
@@ -17,19 +17,12 @@ class _StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class ExportRequestSerializer(serializers.Serializer):
-    """``{"courses": [...]}``, ``{"org": "X"}`` or ``{"all": true}``, with an optional ``"async"``."""
+class CourseSelectionSerializer(serializers.Serializer):
+    """``{"courses": [...]}``, ``{"org": "X"}`` or ``{"all": true}``: which courses a request is for."""
 
     courses = serializers.ListField(child=_StrictCharField(max_length=255), required=False, allow_empty=False)
     org = _StrictCharField(required=False, max_length=255)
     all = serializers.BooleanField(required=False, default=False)
-    # Sent as "async" (a Python keyword, hence the rename in get_fields).
-    run_async = serializers.BooleanField(required=False, default=False, source="run_async")
-
-    def get_fields(self) -> dict:
-        fields = super().get_fields()
-        fields["async"] = fields.pop("run_async")
-        return fields
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -56,6 +49,24 @@ class ExportRequestSerializer(serializers.Serializer):
                 'Give exactly one of "courses" (a list of course ids), "org" or "all": true.'
             )
         return attrs
+
+
+class ExportRequestSerializer(CourseSelectionSerializer):
+    """The courses to export, with an optional ``"async"``."""
+
+    # Sent as "async" (a Python keyword, hence the rename in get_fields).
+    run_async = serializers.BooleanField(required=False, default=False, source="run_async")
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        fields["async"] = fields.pop("run_async")
+        return fields
+
+
+class BackupRequestSerializer(CourseSelectionSerializer):
+    """The courses to back up; ``changed_only`` (default true) skips those whose newest backup is current."""
+
+    changed_only = serializers.BooleanField(required=False, default=True)
 
 
 class BulkUploadRequestSerializer(serializers.Serializer):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from plugin_app.rest_api.v0 import views
+from plugin_app.rest_api.v0 import backups, views
 
 app_name = "exportbulk"
 
@@ -22,5 +22,10 @@ urlpatterns = [
         name="upload-cancel",
     ),
     path("processes/<str:process_id>", views.ProcessStatusView.as_view(), name="process-status"),
+    path("backup/", backups.BackupView.as_view(), name="backup"),
+    path("backup/status/list", backups.BackupStatusListView.as_view(), name="backup-status-list"),
+    path("backup/status/<str:process_id>", backups.BackupStatusView.as_view(), name="backup-status"),
+    path("backup/status/<str:process_id>/cancel", backups.BackupCancelView.as_view(), name="backup-cancel"),
+    path("backup/versions/<str:course_id>", backups.BackupVersionsView.as_view(), name="backup-versions"),
     path("exportbulk/files/<str:token>", views.FileDownloadView.as_view(), name="download"),
 ]

@@ -1,0 +1,78 @@
+"""
+``exportbulk_backup``: one backup run as the service user, for cron and Kubernetes CronJobs.
+
+The run's courses go to the workers like those of any backup (or run here, ``--in-process``);
+the command waits for the run to end, prints each course's outcome, and exits 1 when a course
+failed, so that the scheduler shows the failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from plugin_app import backups, exports, lifecycle, runners
+from plugin_app.data import ProcessKind, ProcessStatus
+
+POLL_SECONDS = 2.0
+
+
+class Command(BaseCommand):
+    help = "Back up courses (by default every course, changed ones only); exit 1 when a course failed."
+
+    def add_arguments(self, parser) -> None:
+        selection = parser.add_mutually_exclusive_group()
+        selection.add_argument(
+            "--all", action="store_true", help="every course the user may author (default)"
+        )
+        selection.add_argument("--org", help="the courses of one organization")
+        selection.add_argument("--course", action="append", dest="courses", metavar="COURSE_ID")
+        parser.add_argument("--changed-only", action=argparse.BooleanOptionalAction, default=True)
+        parser.add_argument("--user", help="default: EXPORTBULK_SERVICE_USERNAME")
+        parser.add_argument(
+            "--in-process", action="store_true", help="run the courses here, not on the workers"
+        )
+        parser.add_argument("--timeout", type=float, default=23 * 3600, help="seconds to wait for the run")
+
+    def handle(self, *args, **options) -> None:
+        username = options["user"] or settings.EXPORTBULK_SERVICE_USERNAME
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise CommandError(f"No active user {username!r}: provision it (the init task) or pass --user.")
+        course_ids = options["courses"] or exports.authorable_courses(user, options["org"])
+        if not course_ids:
+            raise CommandError(f"No course to back up: {username} may author no course of that selection.")
+        try:
+            process_id = backups.start_backup(
+                user, course_ids, options["changed_only"], send=not options["in_process"]
+            )
+        except (lifecycle.QuotaExceeded, lifecycle.QueueUnavailable) as exc:
+            raise CommandError(str(exc) or "The task queue is unavailable; nothing was started.") from None
+        self.stdout.write(f"Backup {process_id}: {len(course_ids)} course(s).")
+        if options["in_process"]:
+            runners.run_now(process_id)
+        info = lifecycle.get_process(user, ProcessKind.BACKUP, process_id)
+        deadline = time.monotonic() + options["timeout"]
+        while info.finished_at is None:
+            if time.monotonic() > deadline:
+                raise CommandError(f"Backup {process_id} did not end within {options['timeout']:.0f} s.")
+            time.sleep(POLL_SECONDS)
+            info = lifecycle.get_process(user, ProcessKind.BACKUP, process_id)
+        for item in info.items or []:
+            detail = item.get("reason") or item.get("key", "")
+            self.stdout.write(f"{item['status']:<10} {item['course_id']}  {detail}")
+        counts = {
+            status: sum(1 for i in info.items or [] if i["status"] == status) for status in backups.OUTCOMES
+        }
+        self.stdout.write(
+            f"{info.status}: {counts['exported']} exported, {counts['unchanged']} unchanged, "
+            f"{counts['failed']} failed. Manifest: {backups.manifest_key(process_id)}"
+        )
+        if info.status != ProcessStatus.COMPLETED or counts["failed"]:
+            raise CommandError(
+                f"Backup {process_id}: {counts['failed']} course(s) failed. {info.error}".strip()
+            )

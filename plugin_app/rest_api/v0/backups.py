@@ -1,0 +1,151 @@
+"""
+REST views of course backups (Studio): start a run, read its status, list a course's versions.
+``backups`` does the work.
+
+Same authentication, envelope, 404 and per-course write-access rules as the export views,
+whose bases these share.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from opaque_keys import InvalidKeyError
+from opaque_keys.edx.keys import CourseKey
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from plugin_app import backups, exports, storage
+from plugin_app.backends import get_backend
+from plugin_app.data import ProcessKind
+from plugin_app.models import BackupVersion
+from plugin_app.rest_api.v0 import schema
+from plugin_app.rest_api.v0.serializers import BackupRequestSerializer
+from plugin_app.rest_api.v0.views import (
+    BulkAPIView,
+    _CancelView,
+    _flatten,
+    _list_schema,
+    _StatusListView,
+    _StatusView,
+    api_error,
+)
+
+
+class BackupView(BulkAPIView):
+    """
+    Back up courses to the bucket as dated versions, skipping those whose newest backup is current.
+
+    ``POST /api/courses/v0/backup/`` with ``{"courses": [course ids]}``, ``{"org": "X"}`` or
+    ``{"all": true}`` (courses the caller may author), and optionally ``"changed_only": false``.
+    Always asynchronous: 202 ``{"processId": ...}``; see ``backup/status/<processId>``. Courses
+    the caller may not author fail at once, with their reason.
+    """
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="bulk_backup",
+        request=BackupRequestSerializer,
+        responses={
+            202: schema.ProcessIdSerializer,
+            400: OpenApiResponse(schema.ErrorSerializer, "The body is malformed, or selects no course."),
+            415: schema.ErrorSerializer,
+            429: OpenApiResponse(schema.ErrorSerializer, "Too many active processes; see Retry-After."),
+            503: schema.ErrorSerializer,
+            **schema.AUTH_ERRORS,
+        },
+    )
+    def post(self, request):
+        serializer = BackupRequestSerializer(data=request.data)
+        if not serializer.is_valid():
+            return api_error(400, _flatten(serializer.errors), "invalid_request")
+        body = serializer.validated_data
+        course_ids = body.get("courses") or exports.authorable_courses(request.user, body.get("org"))
+        if not course_ids:
+            message = "No course to back up: you may author no course of that selection."
+            return api_error(400, message, "no_courses")
+        process_id = backups.start_backup(request.user, course_ids, body["changed_only"])
+        return Response({"processId": process_id}, status=status.HTTP_202_ACCEPTED)
+
+
+class BackupStatusView(_StatusView):
+    """``GET /api/courses/v0/backup/status/<processId>``: one backup run of the caller, course by course.
+
+    Once the run has ended, ``result.manifest`` is a download URL of its manifest.
+    """
+
+    kind, api_id = ProcessKind.BACKUP, "api.backup.status"
+
+    @extend_schema(responses={200: schema.ProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS})
+    def get(self, request, process_id: str):
+        response = super().get(request, process_id)
+        result = response.data["result"]
+        for item in result.get("items") or []:
+            if item.get("url"):
+                item["url"] = request.build_absolute_uri(item["url"])
+        if "endTime" in result:
+            result["manifest"] = request.build_absolute_uri(
+                storage.download_url(backups.manifest_key(process_id))
+            )
+        return response
+
+
+@_list_schema("backups")
+class BackupStatusListView(_StatusListView):
+    """``GET /api/courses/v0/backup/status/list``: the caller's backup runs, newest first."""
+
+    kind, api_id, list_key = ProcessKind.BACKUP, "api.backup.status.list", "backups"
+
+
+class BackupCancelView(_CancelView):
+    """``POST /api/courses/v0/backup/status/<processId>/cancel``: courses not started are canceled;
+    one being uploaded stops between parts, leaving no object. The run then ends Canceled."""
+
+    kind, api_id = ProcessKind.BACKUP, "api.backup.cancel"
+
+
+class _VersionSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    created = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    url = serializers.URLField()
+
+
+class _VersionsSerializer(serializers.Serializer):
+    course_id = serializers.CharField()
+    versions = _VersionSerializer(many=True)
+
+
+class BackupVersionsView(BulkAPIView):
+    """``GET /api/courses/v0/backup/versions/<course_id>``: the course's backups, newest first.
+
+    Needs Studio write access to the course, as backing it up does.
+    """
+
+    @extend_schema(
+        responses={200: _VersionsSerializer, 400: schema.ErrorSerializer, 403: schema.ErrorSerializer,
+                   **schema.AUTH_ERRORS},
+    )  # fmt: skip
+    def get(self, request, course_id: str):
+        try:
+            course_key = CourseKey.from_string(course_id)
+        except InvalidKeyError:
+            return api_error(400, f"Invalid course key: {course_id}", "invalid_course_key")
+        if not get_backend().has_write_access(request.user, course_key):
+            return api_error(403, exports.PERMISSION_DENIED, "permission_denied")
+        versions = BackupVersion.objects.filter(
+            course__course_id=course_id, size__isnull=False, deleted_at__isnull=True
+        ).order_by("-created")
+        answer = [
+            {
+                "key": v.name,
+                "created": v.created.isoformat(),
+                "size": v.size,
+                "sha256": v.sha256,
+                "url": request.build_absolute_uri(storage.download_url(v.name)),
+            }
+            for v in versions
+        ]
+        return Response({"course_id": course_id, "versions": answer})
