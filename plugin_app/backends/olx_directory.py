@@ -13,6 +13,7 @@ export never sees a course half-written by a bulk upload, across threads and pro
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -29,6 +30,7 @@ from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import CourseLocator
 
+from plugin_app.backends import olx_restore
 from plugin_app.backends.base import (
     OUTLINE_CATEGORIES,
     CourseBackend,
@@ -184,6 +186,31 @@ class OlxDirectoryBackend(CourseBackend):
         if user.is_staff:
             return True
         return Group.objects.filter(user=user, name=author_group_name(course_key)).exists()
+
+    def can_create_course(self, user, course_key: CourseKey) -> bool:
+        """Standalone has no course-creator role: staff create courses."""
+        return bool(user and user.is_active and user.is_staff)
+
+    # Restore ----------------------------------------------------------------------------------
+
+    def staging_root(self) -> Path:
+        return olx_restore.staging_root(self.root)
+
+    def restore_course(
+        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user, token: str
+    ) -> None:
+        """Give the tree the target's identity, then swap it in (see ``olx_restore``)."""
+        key = course_key.for_branch(None)
+        if source_key.for_branch(None) != key:
+            olx_restore.rewrite_identity(course_dir, source_key, key)
+        existing = self._courses().get(key)
+        target = existing.path if existing else self.root / f"{key.org}+{key.course}+{key.run}"
+        if existing is None and target.exists():
+            raise FileExistsError(errno.EEXIST, "a folder of that name is not a course", target.name)
+        olx_restore.swap_in(course_dir, target, self.staging_root() / token)
+
+    def restored_before(self, course_key: CourseKey, token: str) -> bool:
+        return olx_restore.swapped_before(self.staging_root() / token)
 
     # Export -----------------------------------------------------------------------------------
 
