@@ -87,6 +87,7 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 
 def hostile_tarballs() -> dict[str, tuple[bytes, str]]:
     """Every hostile tarball tried: name -> (bytes, a phrase the refusal must contain)."""
+
     def member(name: str, **fields) -> Callable[[tarfile.TarFile], None]:
         return lambda tar: _add(tar, name, b"x" if not fields else b"", **fields)
 
@@ -110,7 +111,7 @@ def hostile_tarballs() -> dict[str, tuple[bytes, str]]:
         "a million empty members": (many_members(), "more than 10000 members"),
         "no course.xml": (_without_course_xml(), "holds no course.xml"),
         "two top folders": (course_tarball(member("u/other.xml")), "2 top folders"),
-        "file beside the top folder": (course_tarball(member("loose.txt")), "outside the tarball's top folder"),
+        "file beside the top folder": (course_tarball(member("loose.txt")), "outside the tarball's top"),
         "XXE": (course_tarball(course_xml=XXE), "course.xml is refused"),
         "billion laughs": (course_tarball(course_xml=BILLION_LAUGHS), "course.xml is refused"),
         "truncated gzip": (whole[: len(whole) // 2], "truncated"),

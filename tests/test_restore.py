@@ -82,7 +82,9 @@ def assert_same_course(before: Path, old: CourseKey, after: Path, new: CourseKey
         for path in root.rglob("*"):
             if path.is_file():
                 name = path.relative_to(root).as_posix()
-                name = re.sub(rf"^(course/){re.escape(run)}(\.xml)$|^(policies/){re.escape(run)}/", _run_ph, name)
+                name = re.sub(
+                    rf"^(course/){re.escape(run)}(\.xml)$|^(policies/){re.escape(run)}/", _run_ph, name
+                )
                 out[name] = path
         return out
 
@@ -125,7 +127,9 @@ def test_round_trip_into_a_new_course_id(source, olx_root, bucket, staff, tmp_pa
     after = unpacked_export(NEW_ID, tmp_path / "after")
     assert_same_course(before, old, after, new)
     assert error_count(after) <= error_count(before)
-    assert not (olx_root / ".exportbulk-restore").exists() or not any((olx_root / ".exportbulk-restore").iterdir())
+    assert not (olx_root / ".exportbulk-restore").exists() or not any(
+        (olx_root / ".exportbulk-restore").iterdir()
+    )
 
 
 def test_restoring_over_an_existing_course_needs_overwrite_then_replaces_it(olx_root, bucket, staff):
@@ -214,7 +218,9 @@ def test_every_problem_of_an_item_is_reported_together(olx_root, bucket, staff):
 
 def test_a_missing_bucket_object_fails_its_item_only(olx_root, bucket, staff):
     name = export_course(CourseKey.from_string(SAMPLE_COURSE_ID))
-    assert run(NEW_ID, storage.export_name("course-v1:No+Such+Course"), staff).error.startswith("Source not found")
+    assert run(NEW_ID, storage.export_name("course-v1:No+Such+Course"), staff).error.startswith(
+        "Source not found"
+    )
     assert run(NEW_ID, name, staff).outcome == restores.RESTORED
 
 
@@ -222,10 +228,12 @@ def test_backup_sources_resolve_to_the_targets_own_versions(olx_root, bucket, st
     folder = restores.backup_folder(SAMPLE_COURSE_ID)
     for stamp in ("20261122T010000Z", "20261123T193000Z"):
         put(bucket, f"{folder}{stamp}.tar.gz", b"x")
-    plan = restores.plan(staff, [(SAMPLE_COURSE_ID, "backup:latest"), (SAMPLE_COURSE_ID, "backup:20261122T010000Z"),
-                                 (SAMPLE_COURSE_ID, "backup:20200101T000000Z"), (SAMPLE_COURSE_ID, "backup:yesterday")],
-                         {})  # fmt: skip
-    assert [p.object_name for p in plan[:2]] == [f"{folder}20261123T193000Z.tar.gz", f"{folder}20261122T010000Z.tar.gz"]
+    versions = ["latest", "20261122T010000Z", "20200101T000000Z", "yesterday"]
+    plan = restores.plan(staff, [(SAMPLE_COURSE_ID, f"backup:{v}") for v in versions], {})
+    assert [p.object_name for p in plan[:2]] == [
+        f"{folder}20261123T193000Z.tar.gz",
+        f"{folder}20261122T010000Z.tar.gz",
+    ]
     assert plan[2].error.startswith("Source not found") and plan[3].error.startswith("Invalid source")
 
 
@@ -247,7 +255,10 @@ def test_permissions_author_stranger_and_creator(olx_root, bucket, author, stran
 
 
 def test_a_source_of_another_course_needs_access_to_that_course(olx_root, bucket, author):
-    pairs = [(SAMPLE_COURSE_ID, storage.export_name("course-v1:Other+B+2026")), (SAMPLE_COURSE_ID, "notes.tar.gz")]
+    pairs = [
+        (SAMPLE_COURSE_ID, storage.export_name("course-v1:Other+B+2026")),
+        (SAMPLE_COURSE_ID, "notes.tar.gz"),
+    ]
     first, second = restores.plan(author, pairs, {})
     assert first.error.startswith("Permission denied: you may not read the source")
     assert second.error.startswith("Invalid source")
