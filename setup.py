@@ -43,6 +43,7 @@ PLUGIN_REQUIRES = [
     "click>=8.1",
     "jinja2>=3.1",
     "requests>=2.31",
+    "requests-toolbelt>=1.0",
     "rich>=13.0",
 ]
 

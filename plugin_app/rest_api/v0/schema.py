@@ -11,7 +11,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import serializers
 
-from plugin_app.data import ProcessStatus
+from plugin_app.data import ProcessKind, ProcessStatus
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -72,12 +72,23 @@ class _ProcessSummarySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[s.value for s in ProcessStatus])
 
 
-class _ProcessPageSerializer(serializers.Serializer):
-    userId = serializers.IntegerField()  # noqa: N815
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    uploads = _ProcessSummarySerializer(many=True)
+class _AnyProcessSerializer(_ProcessSerializer):
+    kind = serializers.ChoiceField(choices=[k.value for k in ProcessKind])
+
+
+def _page_serializer(name: str, list_key: str) -> type[serializers.Serializer]:
+    """A page of processes, listed under ``list_key`` (``exports``, ``uploads``, ...)."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "userId": serializers.IntegerField(),
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            list_key: _ProcessSummarySerializer(many=True),
+        },
+    )
 
 
 def _envelope(name: str, result: type[serializers.Serializer]) -> type[serializers.Serializer]:
@@ -97,7 +108,14 @@ def _envelope(name: str, result: type[serializers.Serializer]) -> type[serialize
 
 
 ProcessEnvelope = _envelope("ProcessEnvelope", _ProcessSerializer)
-ProcessPageEnvelope = _envelope("ProcessPageEnvelope", _ProcessPageSerializer)
+AnyProcessEnvelope = _envelope("AnyProcessEnvelope", _AnyProcessSerializer)
+
+
+def page_envelope(list_key: str) -> type[serializers.Serializer]:
+    """The envelope of a status list whose processes are under ``list_key``."""
+    title = list_key.capitalize()
+    return _envelope(f"{title}PageEnvelope", _page_serializer(f"{title}Page", list_key))
+
 RowErrorsEnvelope = _envelope("RowErrorsEnvelope", _RowErrorsSerializer)
 EmptyEnvelope = _envelope("EmptyEnvelope", _EmptySerializer)
 UploadQueuedEnvelope = _envelope("UploadQueuedEnvelope", ProcessIdSerializer)
