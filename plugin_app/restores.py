@@ -27,7 +27,8 @@ from plugin_app.tarball_checks import blocking_findings, unpack
 PERMISSION_DENIED = "Permission denied: you may not write this course, nor create it."
 RESTORED, WOULD_RESTORE, FAILED = "restored", "would restore", "failed"
 BACKUP_PREFIX = "backup:"
-_TIMESTAMP = r"\d{8}T\d{6}Z"
+# Backup versions are named by their UTC time, "20261123T193000.123456Z" (the fraction optional).
+_TIMESTAMP = r"\d{8}T\d{6}(?:\.\d{1,6})?Z"
 
 
 class RestoreRejected(Exception):
