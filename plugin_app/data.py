@@ -12,6 +12,8 @@ from typing import BinaryIO
 class ProcessKind(enum.StrEnum):
     EXPORT = "export"
     UPLOAD = "upload"
+    BACKUP = "backup"
+    RESTORE = "restore"
 
 
 class ProcessStatus(enum.StrEnum):
@@ -21,12 +23,28 @@ class ProcessStatus(enum.StrEnum):
     PROCESSING = "Processing"
     COMPLETED = "Completed"
     FAILED = "Failed"
+    CANCELED = "Canceled"
+
+
+# A process is active (it counts against its owner's quota) until it ends.
+ACTIVE_STATUSES = (ProcessStatus.QUEUED, ProcessStatus.PROCESSING)
 
 
 class ItemStatus(enum.StrEnum):
     PENDING = "pending"
+    RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+    CANCELED = "canceled"
+
+
+@dataclass
+class ItemOutcome:
+    """How one item ended: SUCCESS or FAILED, what it made, and why it failed (one safe sentence)."""
+
+    status: ItemStatus
+    result: dict = field(default_factory=dict)
+    error: str = ""
 
 
 class UploadMode(enum.StrEnum):
@@ -120,8 +138,11 @@ class ProcessInfo:
     total_count: int
     success_count: int
     failed_count: int
+    canceled_count: int = 0
     error: str = ""
     report_url: str | None = None
     # Exports only, once finished: {course_id: download URL} and {course_id: reason}.
     successful_uploads: dict[str, str] | None = None
     failed_uploads: dict[str, str] | None = None
+    # Kinds with a presenter (``KindSpec.present_item``): every item as the status API shows it.
+    items: list[dict] | None = None

@@ -1,15 +1,14 @@
 """
-Exporting courses: each course streamed as a tarball into storage, several courses at once.
+Exporting one course: streamed as a tarball into storage, never held whole in memory or on disk.
 
-Threads, not processes: the work is compression (ISA-L releases the GIL), file reads and
-network writes, so a small pool keeps every core busy without forking a Django process.
+How many run at once is the lifecycle's business (one Celery task per course, and threads for
+a synchronous export).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -31,8 +30,11 @@ class ExportError(Exception):
     """An export of one course failed; the message is safe to show to the caller."""
 
 
-def export_course(course_key: CourseKey) -> str:
-    """Export one course into storage; return the storage name of its tarball."""
+def export_course(course_key: CourseKey, should_stop: Callable[[], bool] | None = None) -> str:
+    """Export one course into storage; return the storage name of its tarball.
+
+    ``should_stop`` is asked between parts; if it says so, storage.Stopped is raised and no object is left.
+    """
     try:
         name = storage.export_name(str(course_key))
     except (ValueError, SuspiciousFileOperation):
@@ -43,7 +45,7 @@ def export_course(course_key: CourseKey) -> str:
             if not _safe_folder_name(tree.root_name):
                 # The tarball's top folder: ".." would make every member a path outside the extraction root.
                 raise ExportError(f"The course's url_name {tree.root_name!r} cannot name a folder.")
-            with storage.open_writer(name, TARBALL_CONTENT_TYPE) as out:
+            with storage.open_writer(name, TARBALL_CONTENT_TYPE, should_stop) as out:
                 write_tarball(tree, out, settings.EXPORTBULK_COMPRESSION_LEVEL)
     except CourseNotFound:
         raise ExportError("Course not found.") from None
@@ -70,30 +72,3 @@ def _storage_reason(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         return exc.response.get("Error", {}).get("Code", "ClientError")
     return type(exc).__name__
-
-
-def export_many(
-    course_keys: Iterable[CourseKey],
-    on_done: Callable[[CourseKey, str | None, str | None], None],
-) -> None:
-    """Export the courses concurrently; call ``on_done(key, storage_name, error)`` as each ends.
-
-    ``on_done`` runs in the calling thread, so it may use the database.
-    """
-    keys = list(course_keys)
-    if not keys:
-        return
-    workers = max(1, min(settings.EXPORTBULK_EXPORT_CONCURRENCY, len(keys)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="exportbulk") as pool:
-        futures = {pool.submit(export_course, key): key for key in keys}
-        for future in as_completed(futures):
-            key = futures[future]
-            name, error = None, None
-            try:
-                name = future.result()
-            except ExportError as exc:
-                error = str(exc)
-            except Exception:  # pylint: disable=broad-except
-                log.exception("Export of %s failed", key)
-                error = "Export failed: an unexpected error occurred; see the server logs."
-            on_done(key, name, error)

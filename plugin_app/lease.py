@@ -1,11 +1,12 @@
 """
-One runner per process at a time, even when the broker delivers its task twice.
+Leases: one runner per process (sequential kinds) or per item (fan-out), even when the broker
+delivers a task twice.
 
 Celery on Redis delivers an unacknowledged task again once its visibility timeout has passed,
 even to a second worker while the first is still running it (a long export can outlast the
-timeout), and a worker killed mid-task leaves its task to be delivered again. The runner of a
-process holds a lease on it, renewed in the background while it works: another delivery that
-finds the lease held waits for it to end or to expire (its holder died), then takes over.
+timeout), and a worker killed mid-task leaves its task to be delivered again. A runner holds a
+lease on what it runs, renewed in the background while it works: another delivery that finds
+the lease held waits for it to end or to expire (its holder died), then takes over.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from plugin_app.data import ProcessStatus
+from plugin_app.data import ACTIVE_STATUSES, ProcessStatus
 from plugin_app.models import BulkProcess
 
 log = logging.getLogger(__name__)
 
-_RUNNING = [ProcessStatus.QUEUED, ProcessStatus.PROCESSING]
+_RUNNING = list(ACTIVE_STATUSES)
 
 
 class ProcessBusy(Exception):
@@ -38,7 +39,8 @@ class ProcessBusy(Exception):
         self.retry_in = retry_in
 
 
-def _expiry():
+def expiry():
+    """When a lease taken or renewed now runs out."""
     return timezone.now() + timedelta(seconds=settings.EXPORTBULK_LEASE_SECONDS)
 
 
@@ -55,7 +57,7 @@ def leased(process_id: str) -> Iterator[BulkProcess | None]:
         .update(
             status=ProcessStatus.PROCESSING,
             started_at=Coalesce("started_at", now),
-            lease_expires=_expiry(),
+            lease_expires=expiry(),
         )
     )
     if not claimed:
@@ -63,28 +65,38 @@ def leased(process_id: str) -> Iterator[BulkProcess | None]:
             raise ProcessBusy(process_id, settings.EXPORTBULK_LEASE_SECONDS)
         yield None
         return
-    stop = threading.Event()
-    renewer = threading.Thread(target=_renew, args=(process_id, stop), daemon=True, name="exportbulk-lease")
-    renewer.start()
+    held = BulkProcess.objects.filter(process_id=process_id)
     try:
-        yield BulkProcess.objects.select_related("owner").get(process_id=process_id)
+        with renewing(held):
+            yield BulkProcess.objects.select_related("owner").get(process_id=process_id)
     finally:
-        stop.set()
-        renewer.join()
         # The work may have ended on a dead connection; an expired lease is as good as a released one.
         connection.close_if_unusable_or_obsolete()
         with contextlib.suppress(DatabaseError, InterfaceError):
-            BulkProcess.objects.filter(process_id=process_id).update(lease_expires=None)
+            held.update(lease_expires=None)
 
 
-def _renew(process_id: str, stop: threading.Event) -> None:
-    """Push the lease's end forward until told to stop (a third of the lease, each time)."""
+@contextlib.contextmanager
+def renewing(held: QuerySet) -> Iterator[None]:
+    """Keep the leases of the rows ``held`` selects alive while the ``with`` block runs."""
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(held, stop), daemon=True, name="exportbulk-lease")
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+
+
+def _renew(held: QuerySet, stop: threading.Event) -> None:
+    """Push the leases' end forward until told to stop (a third of the lease, each time)."""
     try:
         while not stop.wait(settings.EXPORTBULK_LEASE_SECONDS / 3):
             try:
-                BulkProcess.objects.filter(process_id=process_id).update(lease_expires=_expiry())
+                held.update(lease_expires=expiry())
             except (DatabaseError, InterfaceError) as exc:
-                log.warning("Could not renew the lease of bulk process %s: %r", process_id, exc)
+                log.warning("Could not renew a lease of bulk work: %r", exc)
                 connection.close()
     finally:
         connection.close()

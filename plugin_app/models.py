@@ -31,8 +31,16 @@ class BulkProcess(models.Model):
     # Storage names (in the exportbulk storage) of the uploaded content and of the report.
     content_name = models.CharField(max_length=512, blank=True)
     report_name = models.CharField(max_length=512, blank=True)
-    # Until when the runner of the process holds it (see ``lease``); None: nobody runs it.
+    # Until when a runner holds the process as a whole (a sequential run, or its ending; see
+    # ``lease``); None: nobody does.
     lease_expires = models.DateTimeField(null=True, blank=True)
+    # The request's options (e.g. changed_only, dry_run, overwrite), for the kind's runner.
+    options = models.JSONField(default=dict, blank=True)
+    # When its owner asked to cancel it; it ends Canceled once its running items end.
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    # Position of the last item sent to the workers: fan-out sends a window at a time, so that
+    # the items of concurrent processes take turns in the queue.
+    dispatched_up_to = models.IntegerField(default=-1)
     # Why the process as a whole failed (status Failed); row errors live on the items.
     error = models.TextField(blank=True)
 
@@ -59,6 +67,10 @@ class BulkItem(models.Model):
     # What the item made: export {"object": storage name}; upload {"asset_url", "usage_key"}.
     result = models.JSONField(default=dict, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Until when the worker running the item holds it: after that another may take it over.
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    # How many times the item was claimed; a runner holds it only while this is its claim's.
+    attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["process", "position"]

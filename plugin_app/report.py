@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from collections.abc import Callable
 
 from plugin_app import storage
 from plugin_app.data import ProcessKind
@@ -22,11 +24,17 @@ def neutralize(cell: str) -> str:
     return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
 
 
-def _rows(process: BulkProcess) -> tuple[list[str], list[list[str]]]:
+Rows = tuple[list[str], list[list[str]]]
+
+
+def _rows(process: BulkProcess) -> Rows:
     items = list(process.items.order_by("position"))
     if process.kind == ProcessKind.EXPORT:
         header = ["course_id", "status", "error", "object"]
         return header, [[i.course_id, i.status, i.error, i.result.get("object", "")] for i in items]
+    if process.kind != ProcessKind.UPLOAD:
+        header = ["course_id", "status", "error", "result"]
+        return header, [[i.course_id, i.status, i.error, json.dumps(i.result, sort_keys=True)] for i in items]
     input_header = list(items[0].data.get("cells", {})) if items else []
     header = [*input_header, "status", "error", "asset_url", "usage_key"]
     rows = []
@@ -45,9 +53,9 @@ def _rows(process: BulkProcess) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def write_report(process: BulkProcess) -> str:
-    """Write the report of the process into storage; return its storage name."""
-    header, rows = _rows(process)
+def write_report(process: BulkProcess, rows_of: Callable[[BulkProcess], Rows] | None = None) -> str:
+    """Write the report of the process into storage (``rows_of``: the kind's own rows); return its name."""
+    header, rows = (rows_of or _rows)(process)
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow([neutralize(h) for h in header])

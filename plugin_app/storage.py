@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from botocore.config import Config
@@ -175,12 +175,44 @@ def _s3_writer(storage: SharedClientS3Storage, name: str, content_type: str) -> 
         raise
 
 
-def open_writer(name: str, content_type: str) -> contextlib.AbstractContextManager[BinaryIO]:
-    """A file to write ``name`` into; the object appears only if the ``with`` block succeeds."""
+class Stopped(Exception):
+    """A writer was told to stop (its process was canceled); nothing was stored."""
+
+
+class _Stoppable:
+    """A writer that asks ``should_stop`` once per part's worth of bytes, and stops if told to."""
+
+    def __init__(self, out: BinaryIO, should_stop: Callable[[], bool]):
+        self._out, self._should_stop, self._unchecked = out, should_stop, 0
+
+    def write(self, data: bytes) -> int:
+        self._unchecked += len(data)
+        if self._unchecked >= PART_SIZE:
+            self._unchecked = 0
+            if self._should_stop():
+                raise Stopped()
+        return self._out.write(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+@contextlib.contextmanager
+def open_writer(
+    name: str, content_type: str, should_stop: Callable[[], bool] | None = None
+) -> Iterator[BinaryIO]:
+    """A file to write ``name`` into; the object appears only if the ``with`` block succeeds.
+
+    ``should_stop`` is asked between parts (8 MiB): when it answers True, the write raises
+    Stopped and the partial object is dropped (S3: the multipart upload is aborted).
+    """
     storage = get_storage()
     if isinstance(storage, S3Storage):
-        return _s3_writer(storage, name, content_type)
-    return atomic_file(storage.path(name))
+        writer = _s3_writer(storage, name, content_type)
+    else:
+        writer = atomic_file(storage.path(name))
+    with writer as out:
+        yield _Stoppable(out, should_stop) if should_stop else out
 
 
 def download_url(name: str) -> str:

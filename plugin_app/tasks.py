@@ -1,62 +1,80 @@
 """
-Celery tasks: thin wrappers around ``api`` that make bulk work survive failures.
+Celery tasks: thin wrappers around ``lifecycle`` that make bulk work survive failures.
 
-``acks_late`` with ``reject_on_worker_lost``: a task whose worker dies is delivered again,
-and the API resumes it (finished items are skipped). Transient errors (database, storage)
-retry with backoff; once retries are exhausted the process is marked Failed with a reason.
-A delivery that finds its process held by another runner (``lease``) checks again later.
+``run_item`` does one item of a fan-out process (an exported course), ``run_process`` a slice
+of a sequential one (upload rows). ``acks_late`` with ``reject_on_worker_lost``: a task whose
+worker dies is delivered again, and the lifecycle resumes (finished items are skipped, a dead
+runner's item is taken over once its lease has run out). Transient errors (database, storage)
+retry with backoff; once retries are exhausted the item (or the process) is marked Failed with
+a reason. A delivery that finds its item or process held by another runner checks again later.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
-from plugin_app import api
+from plugin_app import exports, lifecycle, uploads  # noqa: F401  (the kinds register themselves)
 from plugin_app.lease import ProcessBusy
 
 log = logging.getLogger(__name__)
 
 
 class BulkTask(Task):
-    """A bulk process task; when it gives up, the process is marked Failed."""
+    """A task of bulk work: delivered again if its worker dies, retried on transient errors."""
 
     acks_late = True
     reject_on_worker_lost = True
-    autoretry_for = api.TRANSIENT_ERRORS
+    autoretry_for = lifecycle.TRANSIENT_ERRORS
     retry_backoff = 2
     retry_backoff_max = 60
     max_retries = 5
+    fail: Callable[[object, str], None]
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        log.error("Bulk process %s failed: %r", args[0], exc)
+        log.error("Bulk task %s(%s) failed: %r", self.name, args[0], exc)
         close_old_connections()  # the failure may have been the database connection's
-        api.fail_process(args[0], f"The process could not run ({type(exc).__name__}).")
+        type(self).fail(args[0], f"The process could not run ({type(exc).__name__}).")
 
 
-@shared_task(base=BulkTask, bind=True)
-def run_export(self: BulkTask, process_id: str) -> None:
-    _run(self, api.run_export, process_id)
+class ItemTask(BulkTask):
+    fail = staticmethod(lifecycle.fail_item)
 
 
-@shared_task(base=BulkTask, bind=True)
-def run_upload(self: BulkTask, process_id: str) -> None:
-    _run(self, api.run_upload, process_id)
+class ProcessTask(BulkTask):
+    fail = staticmethod(lifecycle.fail_process)
 
 
-def _run(task: BulkTask, run, process_id: str) -> None:
+@shared_task(base=ItemTask, bind=True)
+def run_item(self: ItemTask, item_id: int) -> None:
     try:
-        run(process_id)
+        lifecycle.work_on_item(item_id)
     except ProcessBusy as busy:
-        # Not a failure: a fresh delivery, later, so that waiting uses up none of the retries.
-        log.info("%s; checking again in %s s", busy, busy.retry_in)
-        enqueue(task, process_id, countdown=busy.retry_in)
+        _later(self, item_id, busy)
 
 
-def enqueue(task, process_id: str, countdown: float | None = None) -> None:
-    """Send the process to the workers, on the configured queue (if any)."""
+@shared_task(base=ProcessTask, bind=True)
+def run_process(self: ProcessTask, process_id: str) -> None:
+    try:
+        more = lifecycle.run_sequential(process_id)
+    except ProcessBusy as busy:
+        _later(self, process_id, busy)
+        return
+    if more:  # to the back of the queue: other processes' tasks get a turn
+        enqueue(self, process_id)
+
+
+def _later(task: Task, arg: object, busy: ProcessBusy) -> None:
+    # Not a failure: a fresh delivery, later, so that waiting uses up none of the retries.
+    log.info("%s; checking again in %s s", busy, busy.retry_in)
+    enqueue(task, arg, countdown=busy.retry_in)
+
+
+def enqueue(task: Task, arg: object, countdown: float | None = None) -> None:
+    """Send a task to the workers, on the configured queue (if any; else the routes decide)."""
     queue = settings.EXPORTBULK_CELERY_QUEUE or None
-    task.apply_async(args=[process_id], queue=queue, countdown=countdown)
+    task.apply_async(args=[arg], queue=queue, countdown=countdown)

@@ -59,27 +59,29 @@ ENDPOINTS = {
     "process-status": ("process-status", "export"),  # any kind: the owner's export here
     "download-export": ("download", "export_file"),
     "download-report": ("download", "report_file"),  # the upload report CSV: no endpoint of its own
+    "export-cancel": ("export-cancel", "export"),
+    "upload-cancel": ("upload-cancel", "upload"),
 }
 
 DENY = (401, 403)  # either is a refusal; what matters is that nothing happens
 # fmt: off
 EXPECTED = {
-    #                      export status list  upload status list  any    download: tar.gz  csv
-    "anonymous":           (401,   401,   401,  401,   401,   401,  401,   200,              200),
-    "jwt-malformed":       (401,   401,   401,  401,   401,   401,  401,   200,              200),
-    "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  401,   200,              200),
-    "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  401,   200,              200),
-    "jwt-expired":         (401,   401,   401,  401,   401,   401,  401,   200,              200),
-    "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  401,   200,              200),
-    "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  401,   200,              200),
-    "bearer-unknown":      (401,   401,   401,  401,   401,   401,  401,   200,              200),
-    "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,              200),
-    "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,              200),
-    "bearer-other-client": (400,   404,   200,  400,   404,   200,  404,   200,              200),
-    "author":              (200,   404,   200,  200,   404,   200,  404,   200,              200),
-    "staff":               (200,   404,   200,  200,   404,   200,  404,   200,              200),
-    "owner":               (200,   200,   200,  200,   200,   200,  200,   200,              200),
-    "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,   200,              200),
+    #                      export status list  upload status list  any    download: tar.gz csv cancel:exp upl
+    "anonymous":           (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
+    "jwt-malformed":       (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
+    "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
+    "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
+    "jwt-expired":         (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
+    "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
+    "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
+    "bearer-unknown":      (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
+    "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,             200, DENY,  DENY),
+    "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,             200, DENY,  DENY),
+    "bearer-other-client": (400,   404,   200,  400,   404,   200,  404,   200,             200, 404,   404),
+    "author":              (200,   404,   200,  200,   404,   200,  404,   200,             200, 404,   404),
+    "staff":               (200,   404,   200,  200,   404,   200,  404,   200,             200, 404,   404),
+    "owner":               (200,   200,   200,  200,   200,   200,  200,   200,             200, 200,   200),
+    "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,   200,             200, 200,   200),
 }
 # fmt: on
 
@@ -193,6 +195,8 @@ def send(client: APIClient, endpoint: str, world: World):
         return client.post(
             world.url(endpoint), upload_form(COURSE_A), format="multipart", HTTP_OPERATION_MODE="upload"
         )
+    if endpoint.endswith("-cancel"):
+        return client.post(world.url(endpoint))
     return client.get(world.url(endpoint))
 
 
@@ -215,14 +219,14 @@ def world(django_user_model, olx_root, local_storage, staff, author) -> World:
     }
     users["inactive"].groups.add(group)  # an author once: refused for being inactive, not for access
     export_id = api.create_export(owner, [COURSE_A])
-    api.run_export(export_id)
+    api.run_now(export_id)
     upload_id = api.create_upload(
         owner,
         manifest([{"course_id": COURSE_A, "file": "a.pdf"}]),
         io.BytesIO(content_zip(PAYLOAD)),
         UploadMode.UPLOAD,
     )
-    api.run_upload(upload_id)
+    api.run_now(upload_id)
     exported = api.get_process(owner, ProcessKind.EXPORT, export_id)
     uploaded = api.get_process(owner, ProcessKind.UPLOAD, upload_id)
     ids = {
@@ -380,6 +384,19 @@ def check_status(cell: Cell, response):
     assert response.json()["result"] == {} and response.json()["params"]["err"] == "PROCESS_NOT_FOUND"
 
 
+def check_cancel(cell: Cell, response):
+    """Canceling an ended process changes nothing; anyone but its owner gets the unknown id's 404."""
+    process_id = cell.world.ids[ENDPOINTS[cell.endpoint][1]]
+    assert snapshot(cell.world) == cell.before
+    if response.status_code == 200:
+        assert response.json()["result"]["status"] == ProcessStatus.COMPLETED
+        return
+    random_id = uuid.uuid4().hex
+    unknown = cell.client.post(cell.world.url(cell.endpoint).replace(process_id, random_id))
+    assert unknown.status_code == 404
+    assert comparable(response.json(), process_id) == comparable(unknown.json(), random_id)
+
+
 def check_list(cell: Cell, response):
     kind = ProcessKind.EXPORT if cell.endpoint.startswith("export") else ProcessKind.UPLOAD
     result = response.json()["result"]
@@ -404,6 +421,8 @@ CHECKS = {
     "upload-status-list": check_list,
     "download-export": check_download,
     "download-report": check_download,
+    "export-cancel": check_cancel,
+    "upload-cancel": check_cancel,
 }
 
 

@@ -23,6 +23,8 @@ OPERATIONS = {
     ("get", "/api/courses/v0/content/bulk/upload/status/list"),
     ("get", "/api/courses/v0/content/bulk/upload/status/{process_id}"),
     ("get", "/api/courses/v0/processes/{process_id}"),
+    ("post", "/api/courses/v0/export/status/{process_id}/cancel"),
+    ("post", "/api/courses/v0/content/bulk/upload/status/{process_id}/cancel"),
     ("get", "/api/courses/v0/exportbulk/files/{token}"),
 }
 CHECKS = (

@@ -1,6 +1,6 @@
 """
-Running a process: one runner at a time (the lease), and how a process ends when something
-outside it fails (the worker gave up, the storage refused the report).
+Running a process: one runner at a time (the process lease for sequential kinds), and how a
+process ends when something outside it fails (the worker gave up, the storage refused the report).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from django.utils import timezone
 
-from plugin_app import api, storage
+from plugin_app import api, lifecycle, storage
 from plugin_app.data import ProcessStatus, UploadMode
 from plugin_app.lease import ProcessBusy, leased
 from plugin_app.models import BulkProcess
@@ -25,8 +25,9 @@ UNIT = "Lease Section / Lease Subsection / Lease Unit"
 
 
 @pytest.fixture
-def queued_upload(staff, sample_course, local_storage) -> str:
+def queued_upload(staff, sample_course, local_storage, monkeypatch) -> str:
     """A bulk upload of 5 rows, stored and recorded but not run."""
+    monkeypatch.setattr(lifecycle, "dispatch", lambda process_id: None)
     manifest_bytes, zip_bytes = mixed_upload(5, UNIT)
     return api.create_upload(staff, manifest_bytes, io.BytesIO(zip_bytes), UploadMode.LINK)
 
@@ -39,10 +40,10 @@ def test_a_second_runner_waits_while_the_process_is_held(queued_upload, sample_c
     with leased(queued_upload) as process:
         assert process.status == ProcessStatus.PROCESSING
         with pytest.raises(ProcessBusy):
-            api.run_upload(queued_upload)
+            lifecycle.run_sequential(queued_upload)
         assert done_rows(queued_upload) == 0
 
-    api.run_upload(queued_upload)  # released: this runner takes it
+    api.run_now(queued_upload)  # released: this runner takes it
     assert BulkProcess.objects.get(process_id=queued_upload).status == ProcessStatus.COMPLETED
     assert len(unit_children(sample_course, "Lease Unit")) == 5
 
@@ -53,11 +54,11 @@ def test_a_runner_takes_over_once_the_holders_lease_expired(queued_upload, setti
         status=ProcessStatus.PROCESSING, lease_expires=timezone.now() + timedelta(seconds=60)
     )
     with pytest.raises(ProcessBusy) as busy:
-        api.run_upload(queued_upload)
+        lifecycle.run_sequential(queued_upload)
     assert busy.value.retry_in == settings.EXPORTBULK_LEASE_SECONDS
 
     BulkProcess.objects.filter(process_id=queued_upload).update(lease_expires=timezone.now())
-    api.run_upload(queued_upload)
+    api.run_now(queued_upload)
     process = BulkProcess.objects.get(process_id=queued_upload)
     assert (process.status, process.lease_expires) == (ProcessStatus.COMPLETED, None)
 
@@ -78,11 +79,11 @@ def test_a_process_the_worker_gave_up_on_is_failed_reported_and_cleaned(queued_u
 
 
 def test_an_unstorable_report_leaves_the_process_completed_with_a_note(queued_upload, monkeypatch):
-    def refuse(process):
+    def refuse(process, rows_of=None):
         raise ClientError({"Error": {"Code": "ServiceUnavailable"}}, "PutObject")
 
-    monkeypatch.setattr(api, "write_report", refuse)
-    api.run_upload(queued_upload)
+    monkeypatch.setattr(lifecycle, "write_report", refuse)
+    api.run_now(queued_upload)
 
     process = BulkProcess.objects.get(process_id=queued_upload)
     assert process.status == ProcessStatus.COMPLETED and process.report_name == ""

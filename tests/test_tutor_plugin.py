@@ -179,7 +179,7 @@ def test_cms_workers_consume_the_queue_of_the_bulk_tasks(project):
     namespace = {"EXPLICIT_QUEUES": routes, "LOW_PRIORITY_QUEUE": "edx.cms.core.low"}
     eval(compile(ast.Expression(update), "cms/production.py", "eval"), namespace)
     queues = {route["queue"] for name, route in routes.items() if name.startswith("plugin_app.tasks.")}
-    assert set(routes) == {"plugin_app.tasks.run_export", "plugin_app.tasks.run_upload"}
+    assert set(routes) == {"plugin_app.tasks.run_item", "plugin_app.tasks.run_process"}
 
     services = yaml.safe_load(project.rendered("local/docker-compose.prod.yml"))["services"]
     (queue_option,) = [arg for arg in services["cms-worker"]["command"] if arg.startswith("--queues=")]

@@ -165,7 +165,7 @@ def test_restarted_upload_skips_finished_rows_and_duplicates_nothing(
     process_id = api.create_upload(user, manifest(rows), io.BytesIO(content_zip(files)), api.UploadMode.LINK)
     # A worker that died after the first row: the first row is done, the others pending.
     process = BulkProcess.objects.get(process_id=process_id)
-    api.run_upload(process_id)
+    api.run_now(process_id)
     first = process.items.order_by("position").first()
     BulkItem.objects.filter(process=process).exclude(pk=first.pk).update(status="pending", finished_at=None)
     BulkProcess.objects.filter(pk=process.pk).update(status="Processing", report_name="")
@@ -174,7 +174,7 @@ def test_restarted_upload_skips_finished_rows_and_duplicates_nothing(
     process.refresh_from_db()
     with storage.open_writer(process.content_name, "application/zip") as out:
         out.write(content_zip(files))
-    api.run_upload(process_id)
+    api.run_now(process_id)
 
     assert BulkItem.objects.get(pk=first.pk).finished_at == first_done  # not done again
     unit_files = [

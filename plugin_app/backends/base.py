@@ -8,6 +8,7 @@ runs inside the LMS/CMS, ``olx_directory`` on a folder of OLX courses (standalon
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import shutil
 import tempfile
@@ -73,6 +74,14 @@ class CourseBackend(abc.ABC):
     @abc.abstractmethod
     def publish(self, usage_key: UsageKey, user) -> None:
         """Publish the block and its children."""
+
+    def batch(self, course_key: CourseKey) -> AbstractContextManager[object]:
+        """Group several writes to one course: what they change is durable once the context exits.
+
+        A backend whose course-level files grow with the course writes them once per batch
+        here; by default each write is durable on its own.
+        """
+        return contextlib.nullcontext()
 
     # Restore ----------------------------------------------------------------------------------
 

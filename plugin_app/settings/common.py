@@ -26,8 +26,14 @@ DEFAULTS: dict[str, Any] = {
     # Filesystem storage root when no bucket is set (default: MEDIA_ROOT/exportbulk).
     "EXPORTBULK_LOCAL_ROOT": "",
     "EXPORTBULK_MAX_COURSES_PER_REQUEST": 500,
-    # Courses of one request exported at the same time.
+    # Courses of a synchronous export request exported at the same time, in threads of the web
+    # process (they pay where the work releases the GIL: file reads, compression, network).
     "EXPORTBULK_EXPORT_CONCURRENCY": 4,
+    # Items of one process sent to the workers and not yet finished, at most: one process uses at
+    # most this many worker processes at once, and another process's items wait behind at most this many.
+    "EXPORTBULK_ITEMS_IN_FLIGHT": 16,
+    # Processes a user may have queued or running at once (0: no limit); beyond it, 429 + Retry-After.
+    "EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER": 5,
     # ISA-L compression level of export tarballs, 0 (fastest) to 3 (smallest); output is plain gzip.
     "EXPORTBULK_COMPRESSION_LEVEL": 1,
     "EXPORTBULK_UPLOAD_MAX_ROWS": 1000,

@@ -47,6 +47,7 @@ def process_result(info: ProcessInfo, request) -> dict:
         "totalCount": info.total_count,
         "successCount": info.success_count,
         "failedCount": info.failed_count,
+        "canceledCount": info.canceled_count,
         "startTime": format_time(info.started_at or info.created),
     }
     if info.finished_at:
@@ -54,6 +55,8 @@ def process_result(info: ProcessInfo, request) -> dict:
         result["report"] = request.build_absolute_uri(info.report_url) if info.report_url else None
     if info.error:
         result["error"] = info.error
+    if info.items is not None:
+        result["items"] = info.items
     if info.successful_uploads is not None:
         result["successful_uploads"] = absolute_urls(info.successful_uploads, request)
         result["failed_uploads"] = info.failed_uploads

@@ -58,12 +58,16 @@ class _ProcessSerializer(serializers.Serializer):
     totalCount = serializers.IntegerField()  # noqa: N815
     successCount = serializers.IntegerField()  # noqa: N815
     failedCount = serializers.IntegerField()  # noqa: N815
+    canceledCount = serializers.IntegerField(help_text="Items canceled before they ran")  # noqa: N815
     startTime = serializers.CharField()  # noqa: N815
     endTime = serializers.CharField(required=False)  # noqa: N815
     report = serializers.URLField(required=False, allow_null=True, help_text="CSV report, once finished")
     error = serializers.CharField(required=False, help_text="Why the process failed as a whole")
     successful_uploads = serializers.DictField(child=serializers.URLField(), required=False)
     failed_uploads = serializers.DictField(child=serializers.CharField(), required=False)
+    items = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="Every item, for kinds that show them"
+    )
 
 
 class _ProcessSummarySerializer(serializers.Serializer):

@@ -10,11 +10,17 @@ urlpatterns = [
     path("export/", views.ExportView.as_view(), name="export"),
     path("export/status/list", views.ExportStatusListView.as_view(), name="export-status-list"),
     path("export/status/<str:process_id>", views.ExportStatusView.as_view(), name="export-status"),
+    path("export/status/<str:process_id>/cancel", views.ExportCancelView.as_view(), name="export-cancel"),
     path("content/bulk/upload", views.BulkUploadView.as_view(), name="upload"),
     path("content/bulk/upload/status/list", views.UploadStatusListView.as_view(), name="upload-status-list"),
     path(
         "content/bulk/upload/status/<str:process_id>", views.UploadStatusView.as_view(), name="upload-status"
     ),
     path("processes/<str:process_id>", views.ProcessStatusView.as_view(), name="process-status"),
+    path(
+        "content/bulk/upload/status/<str:process_id>/cancel",
+        views.UploadCancelView.as_view(),
+        name="upload-cancel",
+    ),
     path("exportbulk/files/<str:token>", views.FileDownloadView.as_view(), name="download"),
 ]

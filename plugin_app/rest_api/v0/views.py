@@ -17,7 +17,6 @@ from django.http import FileResponse
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import JSONParser
@@ -25,7 +24,7 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from plugin_app import api, storage, tasks
+from plugin_app import api, storage
 from plugin_app.data import ProcessKind, RowError, UploadMode
 from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.envelope import absolute_urls, envelope, format_time, process_result
@@ -57,6 +56,14 @@ class BulkAPIView(APIView):
         return [import_string(path)() for path in settings.EXPORTBULK_AUTHENTICATION_CLASSES]
 
     def handle_exception(self, exc):
+        if isinstance(exc, api.QuotaExceeded):
+            response = api_error(429, str(exc), "too_many_active_processes")
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        if isinstance(exc, api.QueueUnavailable):
+            return api_error(
+                503, "The task queue is unavailable; nothing was started. Try again later.", "queue_down"
+            )
         for kind, (status_code, message, code) in _REQUEST_LIMITS.items():
             if isinstance(exc, kind):
                 return api_error(status_code, message, code)
@@ -116,6 +123,7 @@ class ExportView(BulkAPIView):
             ),
             413: schema.ErrorSerializer,
             415: schema.ErrorSerializer,
+            429: OpenApiResponse(schema.ErrorSerializer, "Too many active processes; see Retry-After."),
             503: schema.ErrorSerializer,
             **schema.AUTH_ERRORS,
         },
@@ -137,29 +145,16 @@ class ExportView(BulkAPIView):
                 f"{len(course_ids)} courses selected; at most {limit} per request, or use async.",
                 "too_many",
             )
-        process_id = api.create_export(request.user, course_ids)
+        process_id = api.create_export(request.user, course_ids, send=body["run_async"])
         if body["run_async"]:
-            return _queued(tasks.run_export, process_id, {"processId": process_id}, status.HTTP_202_ACCEPTED)
-        api.run_export(process_id)
+            return Response({"processId": process_id}, status=status.HTTP_202_ACCEPTED)
+        api.run_now(process_id)
         info = api.get_process(request.user, ProcessKind.EXPORT, process_id)
         answer = {
             "successful_uploads": absolute_urls(info.successful_uploads, request),
             "failed_uploads": info.failed_uploads,
         }
         return Response(answer, status=400 if info.failed_uploads else 200)
-
-
-def _queued(task, process_id: str, answer: dict, status_code: int) -> Response:
-    """Send the process to the workers; if the broker is down, leave nothing behind."""
-    try:
-        tasks.enqueue(task, process_id)
-    except BrokerError as exc:
-        log.error("Could not queue bulk process %s: %s", process_id, exc)
-        api.discard_process(process_id)
-        return api_error(
-            503, "The task queue is unavailable; nothing was started. Try again later.", "queue_down"
-        )
-    return Response(answer, status=status_code)
 
 
 # Status -------------------------------------------------------------------------------------
@@ -252,6 +247,31 @@ class _StatusListView(BulkAPIView):
         return Response(envelope(self.api_id, result))
 
 
+class _CancelView(BulkAPIView):
+    kind: ProcessKind
+    api_id: str
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                schema.ProcessEnvelope, "The process has ended (Canceled, or it had ended already)."
+            ),
+            202: OpenApiResponse(schema.ProcessEnvelope, "Canceled; items already running are finishing."),
+            404: schema.EmptyEnvelope,
+            **schema.AUTH_ERRORS,
+        },
+    )
+    def post(self, request, process_id: str):
+        try:
+            info = api.cancel(request.user, self.kind, process_id)
+        except api.ProcessNotFound:
+            message = f"Process Id {process_id} is not found in the system"
+            return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
+        ended = info.finished_at is not None
+        return Response(envelope(self.api_id, process_result(info, request)), status=200 if ended else 202)
+
+
 def _page_url(request, page: int) -> str:
     query = request.query_params.copy()
     query["page"] = str(page)
@@ -269,6 +289,18 @@ class ExportStatusListView(_StatusListView):
     """``GET /api/courses/v0/export/status/list``: the caller's export processes, newest first."""
 
     kind, api_id, list_key = ProcessKind.EXPORT, "api.bulkexport.status.list", "exports"
+
+
+class ExportCancelView(_CancelView):
+    """``POST /api/courses/v0/export/status/<processId>/cancel``: cancel an export of the caller."""
+
+    kind, api_id = ProcessKind.EXPORT, "api.bulkexport.cancel"
+
+
+class UploadCancelView(_CancelView):
+    """``POST /api/courses/v0/content/bulk/upload/status/<processId>/cancel``: cancel an upload."""
+
+    kind, api_id = ProcessKind.UPLOAD, "api.bulkupload.cancel"
 
 
 class UploadStatusView(_StatusView):
@@ -316,6 +348,7 @@ class BulkUploadView(BulkAPIView):
             200: schema.UploadQueuedEnvelope,
             400: schema.RowErrorsEnvelope,
             413: schema.ErrorSerializer,
+            429: OpenApiResponse(schema.ErrorSerializer, "Too many active processes; see Retry-After."),
             503: schema.ErrorSerializer,
             **schema.AUTH_ERRORS,
         },
@@ -346,7 +379,7 @@ class BulkUploadView(BulkAPIView):
             process_id = api.create_upload(request.user, manifest.read(), content, UploadMode(mode_name))
         except api.UploadRejected as exc:
             return self._rejected(exc.code, exc.message, exc.errors)
-        return _queued(tasks.run_upload, process_id, envelope(self.api_id, {"processId": process_id}), 200)
+        return Response(envelope(self.api_id, {"processId": process_id}))
 
     def _rejected(self, code: str, message: str, errors: list[RowError]) -> Response:
         result = {"errors": [error.as_dict() for error in errors]}

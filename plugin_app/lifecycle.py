@@ -1,0 +1,520 @@
+"""
+The lifecycle every kind of bulk process shares: start, fan out, claim, finish, cancel.
+
+A process and its items are recorded in one transaction, then sent to the workers. Fan-out
+kinds send one Celery task per item, a window at a time (``EXPORTBULK_ITEMS_IN_FLIGHT``), so
+that every worker process and pod on the queue takes a share while concurrent processes take
+turns in it. Sequential kinds (upload rows, whose order matters) run in one task that hands its
+worker back every few seconds. An item is claimed with one conditional UPDATE and held by a
+renewed lease: a redelivered task never runs it twice at once, and a dead worker's item is
+taken over once its lease has run out. Counts are counted from the items; the process ends
+exactly once, under the process lease, with its report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, InterfaceError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from plugin_app import storage
+from plugin_app.data import ACTIVE_STATUSES, ItemOutcome, ItemStatus, ProcessInfo, ProcessKind, ProcessStatus
+from plugin_app.lease import ProcessBusy, expiry, leased, renewing
+from plugin_app.models import BulkItem, BulkProcess
+from plugin_app.report import write_report
+from plugin_app.status import ProcessNotFound, get_process, list_processes, owned_process  # noqa: F401 (re-exported)
+
+log = logging.getLogger(__name__)
+
+# Errors worth running the item again for: the item itself may well be fine.
+TRANSIENT_ERRORS = (DatabaseError, InterfaceError, BotoCoreError, ClientError, ConnectionError)
+# What a storage that refuses a write raises (S3 or the local disk).
+_STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
+# When a user over the quota is told to come back: about the time a small process takes.
+RETRY_AFTER_SECONDS = 30
+# A sequential run gives its worker back after this long, so that other processes get a turn.
+SLICE_SECONDS = 10
+# Items of one course that a sequential run does under one ``KindSpec.batch``.
+BATCH_ITEMS = 50
+_UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
+UNEXPECTED = "Unexpected error; see the server logs."
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What the lifecycle needs to know of one kind of process."""
+
+    kind: ProcessKind
+    run_item: Callable[[BulkProcess, BulkItem], ItemOutcome]  # one item; may raise TRANSIENT_ERRORS
+    fan_out: bool = True  # False: items run in order inside one task (upload rows)
+    before_finish: Callable[[BulkProcess], None] | None = None  # once, before the final status
+    present_item: Callable[[BulkItem, bool], dict] | None = None  # an item as the status API shows it
+    # Report columns and rows; None: course_id, status, error and the item's result.
+    report_rows: Callable[[BulkProcess], tuple[list[str], list[list[str]]]] | None = None
+    # Sequential kinds: around a whole run (e.g. the open content archive) ...
+    session: Callable[[BulkProcess], contextlib.AbstractContextManager[Any]] | None = None
+    # ... and around consecutive items of one course (items count as done once it has exited).
+    batch: Callable[[BulkProcess, str], contextlib.AbstractContextManager[Any]] | None = None
+
+
+KINDS: dict[str, KindSpec] = {}
+# Set in the thread of a worker's task, whose items a cancel may stop half-way (``cancel_check``).
+_watched = threading.local()
+
+
+def register(spec: KindSpec) -> None:
+    """Make a kind known to the lifecycle; each kind's module calls it at import."""
+    KINDS[spec.kind] = spec
+
+
+class QuotaExceeded(Exception):
+    """The user has as many active processes as allowed; nothing was recorded."""
+
+    def __init__(self, active: int, limit: int, retry_after: int = RETRY_AFTER_SECONDS):
+        super().__init__(
+            f"You have {active} active bulk processes; at most {limit} may be queued or running at once. "
+            f"Retry in {retry_after} seconds, or cancel one."
+        )
+        self.retry_after = retry_after
+
+
+class QueueUnavailable(Exception):
+    """The broker refused the process's tasks; nothing was recorded."""
+
+
+# Starting -----------------------------------------------------------------------------------
+
+
+def check_quota(user) -> None:
+    """Raise QuotaExceeded when the user may start no more process now."""
+    limit = settings.EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER
+    active = BulkProcess.objects.filter(owner=user, status__in=ACTIVE_STATUSES).count()
+    if limit and active >= limit:
+        raise QuotaExceeded(active, limit)
+
+
+def start(
+    user,
+    kind: ProcessKind,
+    items: list[BulkItem],
+    options: dict | None = None,
+    *,
+    send: bool = True,
+    **fields,
+) -> str:
+    """Record a process of its items and (``send``) send it to the workers; return its id.
+
+    Items already decided (refused at request time) come FAILED with their reason. Raises
+    QuotaExceeded or QueueUnavailable, and then nothing is recorded.
+    """
+    now = timezone.now()
+    for item in items:
+        if item.status != ItemStatus.PENDING:
+            item.finished_at = item.finished_at or now
+    with transaction.atomic():
+        # One user's requests take turns here, so that two at once cannot both take the last place.
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        check_quota(user)
+        process = BulkProcess.objects.create(kind=kind, owner=user, options=options or {}, **fields)
+        for item in items:
+            item.process = process
+        BulkItem.objects.bulk_create(items)
+    process_id = process.process_id.hex
+    if send:
+        try:
+            dispatch(process_id)
+        except BrokerError as exc:
+            log.error("Could not queue bulk process %s: %s", process_id, exc)
+            _discard(process_id)
+            raise QueueUnavailable(process_id) from exc
+    return process_id
+
+
+def _discard(process_id: str) -> None:
+    process = BulkProcess.objects.filter(process_id=process_id).first()
+    if process:
+        _remove_content(process)
+        process.delete()
+
+
+def dispatch(process_id: str) -> None:
+    """Send the process to the workers: its first window of items, or its one sequential task."""
+    from celery import current_app
+
+    from plugin_app import tasks
+
+    if current_app.conf.task_always_eager:  # no broker (tests, a standalone server without one)
+        run_now(process_id)
+    elif _spec(process_id).fan_out:
+        _send_window(process_id)
+    else:
+        tasks.enqueue(tasks.run_process, process_id)
+
+
+def _send_window(process_id: str) -> None:
+    """Send the next pending items, keeping at most ``EXPORTBULK_ITEMS_IN_FLIGHT`` sent and unfinished."""
+    from plugin_app import tasks
+
+    with transaction.atomic():
+        process = (
+            BulkProcess.objects.select_for_update()
+            .filter(process_id=process_id, status__in=ACTIVE_STATUSES, canceled_at__isnull=True)
+            .first()
+        )
+        if process is None:
+            return
+        sent = process.items.filter(position__lte=process.dispatched_up_to, status__in=_UNFINISHED).count()
+        room = settings.EXPORTBULK_ITEMS_IN_FLIGHT - sent
+        if room <= 0:
+            return
+        batch = list(
+            process.items.filter(position__gt=process.dispatched_up_to, status=ItemStatus.PENDING)
+            .order_by("position")
+            .values_list("id", "position")[:room]
+        )
+        if not batch:
+            return
+        # Sent before the cursor commits: a failed send rolls the cursor back.
+        for item_id, _ in batch:
+            tasks.enqueue(tasks.run_item, item_id)
+        BulkProcess.objects.filter(pk=process.pk).update(dispatched_up_to=batch[-1][1])
+
+
+def _spec(process_id: str) -> KindSpec:
+    return KINDS[BulkProcess.objects.values_list("kind", flat=True).get(process_id=process_id)]
+
+
+# Running items ------------------------------------------------------------------------------
+
+
+def _claimable(takeover: bool) -> Q:
+    if takeover:  # the caller holds the process: a running item is a dead runner's
+        return Q(status__in=_UNFINISHED)
+    return Q(status=ItemStatus.PENDING) | Q(status=ItemStatus.RUNNING, lease_expires__lt=timezone.now())
+
+
+def _claim(item_ids: list[int], takeover: bool = False) -> list[BulkItem]:
+    """Claim the items that are free, in one UPDATE; the ones claimed, with their process."""
+    claimed = BulkItem.objects.filter(_claimable(takeover), id__in=item_ids).update(
+        status=ItemStatus.RUNNING, lease_expires=expiry(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return []
+    items = list(
+        BulkItem.objects.select_related("process", "process__owner")
+        .filter(id__in=item_ids, status=ItemStatus.RUNNING)
+        .order_by("position")
+    )
+    process = items[0].process
+    if process.status not in ACTIVE_STATUSES or process.canceled_at:
+        # Ended or canceled meanwhile: what would have run is not to run.
+        status = ItemStatus.CANCELED if process.canceled_at else ItemStatus.PENDING
+        BulkItem.objects.filter(id__in=[i.id for i in items]).update(status=status, lease_expires=None)
+        return []
+    now = timezone.now()
+    BulkProcess.objects.filter(pk=process.pk, status=ProcessStatus.QUEUED).update(
+        status=ProcessStatus.PROCESSING, started_at=Coalesce("started_at", now)
+    )
+    return items
+
+
+def claim_item(item_id: int, takeover: bool = False) -> BulkItem | None:
+    """The item, now held by the caller; None when another runner holds it or it has ended."""
+    items = _claim([item_id], takeover)
+    return items[0] if items else None
+
+
+def outcome_of(spec: KindSpec, item: BulkItem) -> ItemOutcome:
+    """Run one item; an unexpected error fails the item (logged), a transient one is raised."""
+    try:
+        return spec.run_item(item.process, item)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception:  # pylint: disable=broad-except
+        log.exception("Item %s of bulk process %s failed", item.position, item.process.process_id.hex)
+        return ItemOutcome(ItemStatus.FAILED, error=UNEXPECTED)
+
+
+def finish_item(item: BulkItem, outcome: ItemOutcome, *, end: bool = True) -> bool:
+    """Save the outcome if the caller still holds the item; then (``end``) let the process end.
+
+    Returns whether the outcome was saved.
+    """
+    saved = BulkItem.objects.filter(id=item.id, status=ItemStatus.RUNNING, attempts=item.attempts).update(
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        finished_at=timezone.now(),
+        lease_expires=None,
+    )
+    if not saved:
+        log.warning("Item %s was taken over or canceled; its outcome is not saved.", item.id)
+    if end:
+        process_id = item.process.process_id.hex
+        if KINDS[item.process.kind].fan_out:
+            _send_window(process_id)
+        maybe_finish(process_id)
+    return bool(saved)
+
+
+def _release(items: list[BulkItem]) -> None:
+    """Give items back (a transient error: their task runs again); best effort, leases expire anyway."""
+    with contextlib.suppress(DatabaseError, InterfaceError):
+        for item in items:
+            BulkItem.objects.filter(id=item.id, status=ItemStatus.RUNNING, attempts=item.attempts).update(
+                status=ItemStatus.PENDING, lease_expires=None
+            )
+
+
+def work_on_item(item_id: int) -> None:
+    """Run one item of a fan-out process: the body of its Celery task.
+
+    Raises ProcessBusy when another runner holds the item (look again once its lease has run
+    out: its holder may have died) or is ending the process.
+    """
+    item = claim_item(item_id)
+    if item is None:
+        row = (
+            BulkItem.objects.filter(id=item_id)
+            .values("status", "lease_expires", "process__process_id")
+            .first()
+        )
+        if row is None:
+            return
+        if row["status"] == ItemStatus.RUNNING:
+            left = (row["lease_expires"] - timezone.now()).total_seconds() if row["lease_expires"] else 0
+            raise ProcessBusy(row["process__process_id"].hex, max(1, int(left) + 1))
+        maybe_finish(row["process__process_id"].hex)  # a late delivery: make sure the process ends
+        return
+    held = BulkItem.objects.filter(id=item.id, status=ItemStatus.RUNNING, attempts=item.attempts)
+    _watched.on = True
+    try:
+        with renewing(held):
+            outcome = outcome_of(KINDS[item.process.kind], item)
+    except TRANSIENT_ERRORS:
+        _release([item])
+        raise
+    finally:
+        _watched.on = False
+    finish_item(item, outcome)
+
+
+def fail_item(item_id: int, reason: str) -> None:
+    """Fail an item whose task gave up (retries exhausted), then let its process end."""
+    item = BulkItem.objects.select_related("process").filter(id=item_id).first()
+    if item is None:
+        return
+    BulkItem.objects.filter(id=item_id, status__in=_UNFINISHED).update(
+        status=ItemStatus.FAILED, error=reason, finished_at=timezone.now(), lease_expires=None
+    )
+    with contextlib.suppress(ProcessBusy):
+        maybe_finish(item.process.process_id.hex)
+
+
+def run_sequential(process_id: str, time_slice: float | None = SLICE_SECONDS) -> bool:
+    """Run the pending items of a sequential process in order, for about ``time_slice`` seconds.
+
+    Returns True when items remain (send the task again: other processes get a turn first).
+    Raises ProcessBusy when another runner holds the process.
+    """
+    deadline = time.monotonic() + time_slice if time_slice else None
+    with leased(process_id) as process:
+        if process is None:
+            return False
+        spec = KINDS[process.kind]
+        items = list(process.items.filter(status__in=_UNFINISHED).order_by("position"))
+        running = BulkItem.objects.filter(process=process, status=ItemStatus.RUNNING)
+        with renewing(running), spec.session(process) if spec.session and items else _nothing():
+            for batch in _batches(items):
+                if is_canceled(process_id) or (deadline and time.monotonic() > deadline):
+                    break
+                _run_batch(spec, process, batch)
+        if BulkItem.objects.filter(process=process, status__in=_UNFINISHED).exists():
+            return True
+        _end(process)
+    return False
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _batches(items: list[BulkItem]) -> Iterator[list[BulkItem]]:
+    """Consecutive items of one course, at most BATCH_ITEMS at a time."""
+    batch: list[BulkItem] = []
+    for item in items:
+        if batch and (item.course_id != batch[0].course_id or len(batch) == BATCH_ITEMS):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def _run_batch(spec: KindSpec, process: BulkProcess, batch: list[BulkItem]) -> None:
+    claimed = _claim([item.id for item in batch], takeover=True)
+    if not claimed:
+        return
+    for item in claimed:
+        item.process = process  # the run's process, whose session the kind may have opened
+    outcomes = []
+    try:
+        with spec.batch(process, batch[0].course_id) if spec.batch else _nothing():
+            outcomes = [outcome_of(spec, item) for item in claimed]
+    except TRANSIENT_ERRORS:
+        _release(claimed)
+        raise
+    for item, outcome in zip(claimed, outcomes, strict=True):
+        finish_item(item, outcome, end=False)
+
+
+def run_now(process_id: str) -> None:
+    """Run the whole process here and now (synchronous export, no broker, tests).
+
+    Fan-out kinds run ``EXPORTBULK_EXPORT_CONCURRENCY`` items at a time in threads: they pay
+    where the backend's work releases the GIL (file reads, compression, network).
+    """
+    spec = _spec(process_id)
+    if not spec.fan_out:
+        run_sequential(process_id, time_slice=None)
+        return
+    ids = list(
+        BulkItem.objects.filter(process__process_id=process_id, status=ItemStatus.PENDING)
+        .order_by("position")
+        .values_list("id", flat=True)
+    )
+    claimed = _claim(ids) if ids else []
+    if claimed:
+        workers = max(1, min(settings.EXPORTBULK_EXPORT_CONCURRENCY, len(claimed)))
+        running = BulkItem.objects.filter(id__in=[i.id for i in claimed], status=ItemStatus.RUNNING)
+        with renewing(running), ThreadPoolExecutor(workers, thread_name_prefix="exportbulk") as pool:
+            futures = {pool.submit(outcome_of, spec, item): item for item in claimed}
+            for future in as_completed(futures):
+                finish_item(futures[future], future.result(), end=False)
+    maybe_finish(process_id)
+
+
+# Ending -------------------------------------------------------------------------------------
+
+
+def maybe_finish(process_id: str) -> None:
+    """End the process when none of its items is pending or running; exactly once.
+
+    Raises ProcessBusy when another runner holds the process (it ends it, or its lease runs out).
+    """
+    if BulkItem.objects.filter(process__process_id=process_id, status__in=_UNFINISHED).exists():
+        return
+    with leased(process_id) as process:
+        if process is None or process.items.filter(status__in=_UNFINISHED).exists():
+            return
+        _end(process)
+
+
+def _end(process: BulkProcess) -> None:
+    """Run the kind's last step, store the report, then set the final status (the caller holds the lease)."""
+    spec = KINDS[process.kind]
+    if spec.before_finish:
+        spec.before_finish(process)
+    # Before the final status, so that an ended process has nothing left to do.
+    _remove_content(process)
+    canceled = BulkProcess.objects.filter(pk=process.pk, canceled_at__isnull=False).exists()
+    # The outcome is in the database (the status API shows it): an unreachable bucket must not
+    # leave the process unfinished.
+    error = "" if _store_report(process) else "The report could not be stored; the counts above are complete."
+    BulkProcess.objects.filter(pk=process.pk, status__in=ACTIVE_STATUSES).update(
+        status=ProcessStatus.CANCELED if canceled else ProcessStatus.COMPLETED,
+        finished_at=timezone.now(),
+        report_name=process.report_name,
+        error=error,
+    )
+
+
+def _store_report(process: BulkProcess) -> bool:
+    """Store the report of the process (``report_name``); False, logged, if the storage refuses."""
+    spec = KINDS.get(process.kind)
+    try:
+        process.report_name = write_report(process, spec.report_rows if spec else None)
+    except _STORAGE_ERRORS as exc:
+        log.warning("Could not store the report of bulk process %s: %r", process.process_id.hex, exc)
+        return False
+    return True
+
+
+def _remove_content(process: BulkProcess) -> None:
+    """Delete the uploaded content of the process, if it has any."""
+    if process.content_name:
+        storage.get_storage().delete(process.content_name)
+
+
+def fail_process(process_id: str, reason: str) -> None:
+    """Mark a process that could not run as Failed, with a reason safe to show.
+
+    The items done so far are reported and the uploaded content is removed, as far as the
+    storage allows: it may be what failed.
+    """
+    failed = BulkProcess.objects.filter(process_id=process_id, status__in=ACTIVE_STATUSES).update(
+        status=ProcessStatus.FAILED, error=reason, finished_at=timezone.now()
+    )
+    if not failed:
+        return
+    process = BulkProcess.objects.get(process_id=process_id)
+    try:
+        if _store_report(process):
+            process.save(update_fields=["report_name"])
+        _remove_content(process)
+    except TRANSIENT_ERRORS as exc:
+        log.warning("Could not clean up after failed bulk process %s: %r", process_id, exc)
+
+
+# Canceling ----------------------------------------------------------------------------------
+
+
+def is_canceled(process_id: str) -> bool:
+    """Whether the process's owner asked to cancel it (one indexed lookup)."""
+    return BulkProcess.objects.filter(process_id=process_id, canceled_at__isnull=False).exists()
+
+
+def cancel_check(process: BulkProcess) -> Callable[[], bool] | None:
+    """For long writers: a check of ``is_canceled``, or None when run by ``run_now``.
+
+    ``run_now`` runs a synchronous request (whose id the caller learns only at its end) in pool
+    threads, which must not touch the database.
+    """
+    if not getattr(_watched, "on", False):
+        return None
+    process_id = process.process_id.hex
+    return lambda: is_canceled(process_id)
+
+
+def cancel(user, kind: ProcessKind, process_id: str) -> ProcessInfo:
+    """Cancel the user's process: items not started are canceled, running ones finish.
+
+    Returns the process as it stands (still active while running items finish). Raises
+    ProcessNotFound for unknown ids and other users' ids alike.
+    """
+    process = owned_process(user, kind, process_id)
+    if process.status in ACTIVE_STATUSES:
+        now = timezone.now()
+        BulkProcess.objects.filter(pk=process.pk, canceled_at__isnull=True).update(canceled_at=now)
+        # Pending items, and running ones whose runner is gone (lease expired).
+        process.items.filter(
+            Q(status=ItemStatus.PENDING) | Q(status=ItemStatus.RUNNING, lease_expires__lt=now)
+        ).update(status=ItemStatus.CANCELED, finished_at=now, lease_expires=None)
+        with contextlib.suppress(ProcessBusy):  # its runner ends it
+            maybe_finish(process_id)
+    return get_process(user, kind, process_id)
