@@ -10,18 +10,27 @@ and only when nothing was found does the backend apply it. A dry run stops befor
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import FileSystemStorage
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 from opaque_keys.edx.locator import CourseLocator
 
-from plugin_app import storage
+from plugin_app import lifecycle, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseBackend
+from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
+from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.tarball_checks import blocking_findings, unpack
 
 PERMISSION_DENIED = "Permission denied: you may not write this course, nor create it."
@@ -172,6 +181,46 @@ def _bucket_object(backend: CourseBackend, user, source: str) -> tuple[str, str]
     return name, ""
 
 
+def create_restore(
+    user, pairs: list[tuple[str, str]], files: Iterable[tuple[str, BinaryIO]], options: dict
+) -> str:
+    """Stage the uploaded tarballs, plan every item and start the process; return its id.
+
+    Raises lifecycle.QuotaExceeded or lifecycle.QueueUnavailable; then nothing is left stored.
+    """
+    process_id = uuid.uuid4()
+    uploads: dict[str, str] = {}
+    try:
+        for index, (name, stream) in enumerate(files):
+            uploads[name] = staged_folder(process_id.hex) + f"{index}.tar.gz"
+            with storage.open_writer(uploads[name], "application/gzip") as out:
+                shutil.copyfileobj(stream, out, 1024 * 1024)
+        items = [
+            BulkItem(
+                position=position,
+                course_id=planned.course_id,
+                data=planned.as_data(),
+                status=ItemStatus.FAILED if planned.error else ItemStatus.PENDING,
+                error=planned.error,
+            )
+            for position, planned in enumerate(plan(user, pairs, uploads))
+        ]
+        return lifecycle.start(user, ProcessKind.RESTORE, items, options, process_id=process_id)
+    except BaseException:
+        _remove(uploads.values())  # once the process exists, the lifecycle ends it and we clean up
+        raise
+
+
+def staged_folder(process_hex: str) -> str:
+    """Where a request's uploaded tarballs wait while its process runs."""
+    return storage.object_name("restores", process_hex) + "/"
+
+
+def _remove(names: Iterable[str]) -> None:
+    for name in names:
+        storage.get_storage().delete(name)
+
+
 # In the worker --------------------------------------------------------------------------------
 
 
@@ -220,3 +269,62 @@ def restore_one(item_id: str, course_id: str, object_name: str, user, options: d
         return Restored(RESTORED, findings=unpacked.findings)
     finally:
         backend.discard_workspace(item_id)
+
+
+# The process kind -----------------------------------------------------------------------------
+
+
+def run_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
+    """The lifecycle's ``run_item`` of a restore: one tarball into one course."""
+    token = f"{process.process_id.hex}-{item.position}"
+    done = restore_one(token, item.course_id, item.data["object"], process.owner, process.options or {})
+    result = {"outcome": done.outcome, "findings": done.findings or []}
+    if done.outcome == FAILED:
+        return ItemOutcome(ItemStatus.FAILED, result, done.error)
+    return ItemOutcome(ItemStatus.SUCCESS, result)
+
+
+def present_item(item: BulkItem, ended: bool) -> dict:
+    """An item as the status API shows it: its outcome, why it failed, and olxcleaner's findings."""
+    status = {ItemStatus.SUCCESS: item.result.get("outcome"), ItemStatus.FAILED: FAILED}.get(
+        ItemStatus(item.status), str(item.status)
+    )
+    return {
+        "course_id": item.course_id,
+        "source": item.data.get("source", ""),
+        "status": status,
+        "reason": item.error,
+        "findings": item.result.get("findings", []),
+    }
+
+
+def report_rows(process: BulkProcess) -> tuple[list[str], list[list[str]]]:
+    rows = [present_item(item, True) for item in process.items.order_by("position")]
+    header = ["course_id", "source", "status", "reason", "findings"]
+    return header, [
+        [r["course_id"], r["source"], r["status"], r["reason"], str(len(r["findings"]))] for r in rows
+    ]
+
+
+def remove_staged(process: BulkProcess) -> None:
+    """The lifecycle's ``before_finish``: the uploaded tarballs are not kept once the process ends."""
+    folder = staged_folder(process.process_id.hex)
+    try:
+        _folders, files = storage.get_storage().listdir(folder)
+    except FileNotFoundError:
+        return
+    _remove(folder + name for name in files)
+    if isinstance(storage.get_storage(), FileSystemStorage):
+        with contextlib.suppress(OSError):
+            os.rmdir(storage.get_storage().path(folder))
+
+
+lifecycle.register(
+    lifecycle.KindSpec(
+        ProcessKind.RESTORE,
+        run_item,
+        before_finish=remove_staged,
+        present_item=present_item,
+        report_rows=report_rows,
+    )
+)

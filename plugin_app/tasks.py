@@ -18,7 +18,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
-from plugin_app import exports, lifecycle, uploads  # noqa: F401  (the kinds register themselves)
+from plugin_app import exports, lifecycle, restores, uploads  # noqa: F401  (the kinds register themselves)
 from plugin_app.lease import ProcessBusy
 
 log = logging.getLogger(__name__)

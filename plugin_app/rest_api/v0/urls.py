@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from plugin_app.rest_api.v0 import views
+from plugin_app.rest_api.v0 import restores, views
 
 app_name = "exportbulk"
 
@@ -21,6 +21,12 @@ urlpatterns = [
         "content/bulk/upload/status/<str:process_id>/cancel",
         views.UploadCancelView.as_view(),
         name="upload-cancel",
+    ),
+    path("restore/", restores.RestoreView.as_view(), name="restore"),
+    path("restore/status/list", restores.RestoreStatusListView.as_view(), name="restore-status-list"),
+    path("restore/status/<str:process_id>", restores.RestoreStatusView.as_view(), name="restore-status"),
+    path(
+        "restore/status/<str:process_id>/cancel", restores.RestoreCancelView.as_view(), name="restore-cancel"
     ),
     path("exportbulk/files/<str:token>", views.FileDownloadView.as_view(), name="download"),
 ]
