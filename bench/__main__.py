@@ -1,5 +1,6 @@
 """
-Benchmarks of bulk export and bulk upload, each figure a ratio against a baseline of the same run.
+Benchmarks of bulk export, bulk upload and bulk restore, each figure a ratio against a baseline of
+the same run.
 
     python -m bench [--copies 20] [--large-mb 300] [--rows 1000] [--poll-seconds 10]
 
@@ -28,6 +29,7 @@ import pymysql
 import requests
 from botocore.config import Config
 
+from bench.restore import bench_restore
 from plugin_app.standalone.cli import SAMPLE_COURSES
 from plugin_app.standalone.processes import free_port, standalone, wait_for_port
 from tests.builders import PROBLEM, content_zip, manifest
@@ -168,16 +170,18 @@ def timed(fn) -> float:
 RSS_NOISE_MB = 16.0
 
 
-def peak_rss_growth(stack: Stack, fn) -> tuple[float, float]:
-    """Peak RSS (MB) of the server while ``fn`` runs, and its growth over the RSS before."""
-    before = stack.server_rss()
+def peak_rss_growth(stack: Stack, fn, rss=None) -> tuple[float, float]:
+    """Peak RSS (MB) of the server (or of what ``rss`` measures) while ``fn`` runs, and its growth
+    over the RSS before."""
+    rss = rss or stack.server_rss
+    before = rss()
     peak = before
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, stack.server_rss())
+            peak = max(peak, rss())
             time.sleep(0.01)
 
     sampler = threading.Thread(target=sample)
@@ -327,9 +331,9 @@ def main() -> None:
     parser.add_argument("--large-mb", type=int, default=300)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--poll-seconds", type=float, default=10)
-    parser.add_argument("--only", choices=["export", "upload", "status"], action="append")
+    parser.add_argument("--only", choices=["export", "upload", "status", "restore"], action="append")
     args = parser.parse_args()
-    only = set(args.only or ["export", "upload", "status"])
+    only = set(args.only or ["export", "upload", "status", "restore"])
     figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="exportbulk-bench-") as folder:
         work = Path(folder)
@@ -343,6 +347,8 @@ def main() -> None:
                 bench_upload(stack, args.rows, figures)
             if "status" in only:
                 bench_status(stack, args.poll_seconds, figures)
+            if "restore" in only:
+                bench_restore(stack, args.copies, args.large_mb, figures)
         finally:
             stack.stop()
     for name, value in figures.items():
