@@ -52,9 +52,10 @@ class PlannedItem:
     source: str
     object_name: str = ""
     error: str = ""
+    existed: bool = False
 
     def as_data(self) -> dict:
-        return {"source": self.source, "object": self.object_name}
+        return {"source": self.source, "object": self.object_name, "existed": self.existed}
 
 
 # Request time ---------------------------------------------------------------------------------
@@ -110,9 +111,12 @@ def _plan_one(
     key = target_key(course_id)
     if key is None:
         item.error = "Invalid course key: a course run key (course-v1:ORG+NUMBER+RUN) is required."
-    elif not may_write(backend, user, key):
+        return item
+    if not may_write(backend, user, key):
         item.error = PERMISSION_DENIED  # before anything that depends on the course existing
-    elif source in uploads:
+        return item
+    item.existed = backend.course_exists(key)
+    if source in uploads:
         item.object_name = uploads[source]
     elif source.startswith(BACKUP_PREFIX):
         item.object_name, item.error = _backup_object(key, source[len(BACKUP_PREFIX) :])
@@ -233,9 +237,12 @@ class Restored:
     findings: list | None = None
 
 
-def restore_one(item_id: str, course_id: str, object_name: str, user, options: dict) -> Restored:
+def restore_one(
+    item_id: str, course_id: str, object_name: str, user, options: dict, existed: bool = True
+) -> Restored:
     """Unpack, check and (unless a dry run) apply one tarball. Storage errors other than a missing
-    object propagate, for the caller to retry."""
+    object propagate, for the caller to retry. ``existed``: whether the course existed when the
+    request's permissions were checked."""
     backend = get_backend()
     key = target_key(course_id)
     assert key is not None  # checked at request time
@@ -255,7 +262,7 @@ def restore_one(item_id: str, course_id: str, object_name: str, user, options: d
             level = settings.EXPORTBULK_RESTORE_BLOCKING_LEVEL.upper()
             problems.append(f"olxcleaner found {len(blocking)} problem(s) at or above {level}.")
         exists = backend.course_exists(key)
-        if exists and not backend.has_write_access(user, key):
+        if exists and not existed and not backend.has_write_access(user, key):
             return Restored(FAILED, PERMISSION_DENIED)  # created by someone else since the request
         if exists and not options.get("overwrite"):
             problems.append("The course exists: set overwrite to replace it.")
@@ -277,7 +284,10 @@ def restore_one(item_id: str, course_id: str, object_name: str, user, options: d
 def run_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     """The lifecycle's ``run_item`` of a restore: one tarball into one course."""
     token = f"{process.process_id.hex}-{item.position}"
-    done = restore_one(token, item.course_id, item.data["object"], process.owner, process.options or {})
+    data, options = item.data, process.options or {}
+    done = restore_one(
+        token, item.course_id, data["object"], process.owner, options, data.get("existed", True)
+    )
     result = {"outcome": done.outcome, "findings": done.findings or []}
     if done.outcome == FAILED:
         return ItemOutcome(ItemStatus.FAILED, result, done.error)

@@ -33,7 +33,7 @@ from oauth2_provider.models import AbstractApplication, get_application_model
 from opaque_keys.edx.keys import CourseKey
 from rest_framework.test import APIClient
 
-from plugin_app import api, storage
+from plugin_app import api, restores, storage
 from plugin_app.backends.olx_directory import author_group_name
 from plugin_app.data import ItemStatus, ProcessKind, ProcessStatus, UploadMode
 from plugin_app.models import BulkItem, BulkProcess
@@ -61,27 +61,47 @@ ENDPOINTS = {
     "download-report": ("download", "report_file"),  # the upload report CSV: no endpoint of its own
     "export-cancel": ("export-cancel", "export"),
     "upload-cancel": ("upload-cancel", "upload"),
+    "restore": ("restore", None),
+    "restore-status": ("restore-status", "restore"),
+    "restore-status-list": ("restore-status-list", None),
+    "restore-cancel": ("restore-cancel", "restore"),
 }
 
 DENY = (401, 403)  # either is a refusal; what matters is that nothing happens
 # fmt: off
 EXPECTED = {
     #                      export status list  upload status list  any    download: tar.gz csv cancel:exp upl
-    "anonymous":           (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
-    "jwt-malformed":       (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
-    "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
-    "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
-    "jwt-expired":         (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
-    "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
-    "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
-    "bearer-unknown":      (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401),
-    "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,             200, DENY,  DENY),
-    "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,             200, DENY,  DENY),
-    "bearer-other-client": (400,   404,   200,  400,   404,   200,  404,   200,             200, 404,   404),
-    "author":              (200,   404,   200,  200,   404,   200,  404,   200,             200, 404,   404),
-    "staff":               (200,   404,   200,  200,   404,   200,  404,   200,             200, 404,   404),
-    "owner":               (200,   200,   200,  200,   200,   200,  200,   200,             200, 200,   200),
-    "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,   200,             200, 200,   200),
+    #                      ... restore: post status list cancel
+    "anonymous":           (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401,
+                           401, 401, 401, 401),
+    "jwt-malformed":       (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401,
+                           401, 401, 401, 401),
+    "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401,
+                           401, 401, 401, 401),
+    "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401,
+                           401, 401, 401, 401),
+    "jwt-expired":         (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401,
+                           401, 401, 401, 401),
+    "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401,
+                           401, 401, 401, 401),
+    "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401,
+                           401, 401, 401, 401),
+    "bearer-unknown":      (401,   401,   401,  401,   401,   401,  401,   200,             200, 401,   401,
+                           401, 401, 401, 401),
+    "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,             200, DENY,  DENY,
+                           DENY, DENY, DENY, DENY),
+    "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,             200, DENY,  DENY,
+                           DENY, DENY, DENY, DENY),
+    "bearer-other-client": (400,   404,   200,  400,   404,   200,  404,   200,             200, 404,   404,
+                           202, 404, 200, 404),
+    "author":              (200,   404,   200,  200,   404,   200,  404,   200,             200, 404,   404,
+                           202, 404, 200, 404),
+    "staff":               (200,   404,   200,  200,   404,   200,  404,   200,             200, 404,   404,
+                           202, 404, 200, 404),
+    "owner":               (200,   200,   200,  200,   200,   200,  200,   200,             200, 200,   200,
+                           202, 200, 200, 200),
+    "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,   200,             200, 200,   200,
+                           202, 200, 200, 200),
 }
 # fmt: on
 
@@ -96,6 +116,7 @@ CALLER_USER = {
     "owner": "owner",
     "bearer-owner": "owner",
 }
+
 
 def matrix():
     for caller, row in EXPECTED.items():
@@ -195,6 +216,10 @@ def send(client: APIClient, endpoint: str, world: World):
         return client.post(
             world.url(endpoint), upload_form(COURSE_A), format="multipart", HTTP_OPERATION_MODE="upload"
         )
+    if endpoint == "restore":  # a dry run: a course changes only if the check below misses it
+        items = [{"source": storage.export_name(COURSE_A), "course_id": COURSE_A}]
+        body = {"items": items, "dry_run": True, "overwrite": True}
+        return client.post(world.url(endpoint), body, format="json")
     if endpoint.endswith("-cancel"):
         return client.post(world.url(endpoint))
     return client.get(world.url(endpoint))
@@ -227,15 +252,25 @@ def world(django_user_model, olx_root, local_storage, staff, author) -> World:
         UploadMode.UPLOAD,
     )
     api.run_now(upload_id)
+    restore_id = restores.create_restore(
+        owner, [(COURSE_A, storage.export_name(COURSE_A))], [], {"dry_run": True, "overwrite": True}
+    )
     exported = api.get_process(owner, ProcessKind.EXPORT, export_id)
     uploaded = api.get_process(owner, ProcessKind.UPLOAD, upload_id)
     ids = {
         "export": export_id,
         "upload": upload_id,
+        "restore": restore_id,
         "export_file": download_token(exported.successful_uploads[COURSE_A]),
         "report_file": download_token(uploaded.report_url),
     }
-    own = {"owner": {ProcessKind.EXPORT: [export_id], ProcessKind.UPLOAD: [upload_id]}}
+    own = {
+        "owner": {
+            ProcessKind.EXPORT: [export_id],
+            ProcessKind.UPLOAD: [upload_id],
+            ProcessKind.RESTORE: [restore_id],
+        }
+    }
     for name, user in users.items():
         if name != "owner":
             own[name] = {
@@ -397,8 +432,21 @@ def check_cancel(cell: Cell, response):
     assert comparable(response.json(), process_id) == comparable(unknown.json(), random_id)
 
 
+def check_restore(cell: Cell, response):
+    """A restore is recorded for its caller; only a caller who may write the course passes its checks."""
+    (process,) = new_processes(cell.before)
+    assert process.process_id.hex == response.json()["processId"]
+    assert process.owner.username == cell.username
+    outcomes = list(process.items.values_list("status", "error"))
+    if cell.username in ("owner", "author", "staff"):
+        assert outcomes == [(ItemStatus.SUCCESS, "")]
+    else:
+        assert outcomes == [(ItemStatus.FAILED, restores.PERMISSION_DENIED)]
+    assert files(cell.world.olx_root) == cell.before["courses"]
+
+
 def check_list(cell: Cell, response):
-    kind = ProcessKind.EXPORT if cell.endpoint.startswith("export") else ProcessKind.UPLOAD
+    kind = next(kind for kind in ProcessKind if cell.endpoint.startswith(kind.value))
     result = response.json()["result"]
     mine = cell.world.own[cell.username][kind]
     assert [u["processId"] for u in result[f"{kind}s"]] == mine
@@ -423,6 +471,10 @@ CHECKS = {
     "download-report": check_download,
     "export-cancel": check_cancel,
     "upload-cancel": check_cancel,
+    "restore": check_restore,
+    "restore-status": check_status,
+    "restore-status-list": check_list,
+    "restore-cancel": check_cancel,
 }
 
 
