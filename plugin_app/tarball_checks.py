@@ -168,7 +168,7 @@ def _unpack_members(
 ) -> None:
     max_members = settings.EXPORTBULK_RESTORE_MAX_MEMBERS
     seen: set[str] = set()
-    with tarfile.open(fileobj=source, mode="r|") as tar:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=source, mode="r|") as tar:
         for count, member in enumerate(tar, start=1):
             if count > max_members:
                 raise _Refused(f"The tarball has more than {max_members} members (the limit).")

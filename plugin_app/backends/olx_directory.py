@@ -15,7 +15,6 @@ end: a row's cost then does not grow with the number of assets the course alread
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -155,7 +154,7 @@ class _Course:
         _write_xml(parent_path, parent)
 
 
-class OlxDirectoryBackend(CourseBackend):
+class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
     """Courses in ``root``: each sub-directory holding a ``course.xml`` is a course."""
 
     name = "olx_directory"
@@ -223,27 +222,6 @@ class OlxDirectoryBackend(CourseBackend):
     def can_create_course(self, user, course_key: CourseKey) -> bool:
         """Standalone has no course-creator role: staff create courses."""
         return bool(user and user.is_active and user.is_staff)
-
-    # Restore ----------------------------------------------------------------------------------
-
-    def staging_root(self) -> Path:
-        return olx_restore.staging_root(self.root)
-
-    def restore_course(
-        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user, token: str
-    ) -> None:
-        """Give the tree the target's identity, then swap it in (see ``olx_restore``)."""
-        key = course_key.for_branch(None)
-        if source_key.for_branch(None) != key:
-            olx_restore.rewrite_identity(course_dir, source_key, key)
-        existing = self._courses().get(key)
-        target = existing.path if existing else self.root / f"{key.org}+{key.course}+{key.run}"
-        if existing is None and target.exists():
-            raise FileExistsError(errno.EEXIST, "a folder of that name is not a course", target.name)
-        olx_restore.swap_in(course_dir, target, self.staging_root() / token)
-
-    def restored_before(self, course_key: CourseKey, token: str) -> bool:
-        return olx_restore.swapped_before(self.staging_root() / token)
 
     # Export -----------------------------------------------------------------------------------
 

@@ -167,3 +167,28 @@ def swapped_before(token_dir: Path) -> bool:
     if done:
         shutil.rmtree(token_dir, ignore_errors=True)
     return done
+
+
+class OlxRestoreMixin:
+    """The restore methods of ``OlxDirectoryBackend`` (which has ``root`` and its course index)."""
+
+    root: Path
+
+    def staging_root(self) -> Path:
+        return staging_root(self.root)
+
+    def restore_course(
+        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user, token: str
+    ) -> None:
+        """Give the tree the target's identity, then swap it in (see the module's docstring)."""
+        key = course_key.for_branch(None)
+        if source_key.for_branch(None) != key:
+            rewrite_identity(course_dir, source_key, key)
+        existing = self._courses().get(key)
+        target = existing.path if existing else self.root / f"{key.org}+{key.course}+{key.run}"
+        if existing is None and target.exists():
+            raise FileExistsError(errno.EEXIST, "a folder of that name is not a course", target.name)
+        swap_in(course_dir, target, self.staging_root() / token)
+
+    def restored_before(self, course_key: CourseKey, token: str) -> bool:
+        return swapped_before(self.staging_root() / token)
