@@ -19,7 +19,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from plugin_app import restores
+from plugin_app import api
 from plugin_app.data import ProcessKind
 from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.views import (
@@ -67,7 +67,7 @@ def _flag(data: Mapping, name: str, multipart: bool) -> bool:
     if multipart and isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
         return value.lower() in ("true", "1")
     if not isinstance(value, bool):
-        raise restores.RestoreRejected(f"{name}: true or false.")
+        raise api.RestoreRejected(f"{name}: true or false.")
     return value
 
 
@@ -126,14 +126,14 @@ class RestoreView(BulkAPIView):
                 raw_items = json.loads(raw_items) if isinstance(raw_items, str) else None
             names = [file.name for file in files]
             if len(set(names)) != len(names):
-                raise restores.RestoreRejected("file: two uploaded files have the same name.")
-            pairs = restores.parse_items(raw_items, set(names) if multipart else None)
+                raise api.RestoreRejected("file: two uploaded files have the same name.")
+            pairs = api.parse_restore_items(raw_items, set(names) if multipart else None)
             options = {name: _flag(data, name, multipart) for name in ("dry_run", "overwrite")}
         except ValueError:
             return api_error(400, "items: a JSON list of {source, course_id} objects.", "invalid_request")
-        except restores.RestoreRejected as exc:
+        except api.RestoreRejected as exc:
             return api_error(400, str(exc), "invalid_request")
-        process_id = restores.create_restore(request.user, pairs, [(f.name, f) for f in files], options)
+        process_id = api.create_restore(request.user, pairs, [(f.name, f) for f in files], options)
         return Response({"processId": process_id}, status=status.HTTP_202_ACCEPTED)
 
 
