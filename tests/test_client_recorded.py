@@ -595,19 +595,22 @@ def test_cli_status_without_kind_asks_once_and_meets_no_404(replay, run_cli):
 def test_cli_list_both_kinds(replay, run_cli):
     replay.answer("GET", "/api/courses/v0/export/status/list", "export_status_list")
     replay.answer("GET", UPLOAD + "/status/list", "upload_status_list")
+    replay.answer("GET", "/api/courses/v0/restore/status/list", "restore_status_list")
     result = run_cli("list", "--json")
     assert result.exit_code == 0, result.output
     pages = json.loads(result.stdout)
     assert pages["export"]["exports"] == [] and pages["upload"]["uploads"][0]["status"] == "Completed"
+    assert pages["restore"]["restores"] == []
 
 
 def test_cli_check(replay, run_cli):
     replay.answer("GET", COURSES, "courses_page3")
     replay.answer("GET", "/api/courses/v0/export/status/list", "export_status_list")
     replay.answer("GET", UPLOAD + "/status/list", "upload_status_list")
+    replay.answer("GET", "/api/courses/v0/restore/status/list", "restore_status_list")
     result = run_cli("check")
     assert result.exit_code == 0, result.output
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["ok"] * 4
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["ok"] * 5
     replay.answer("POST", TOKEN, "token_invalid_client")
     failed = run_cli("check", "--json")
     assert failed.exit_code == 2
