@@ -1,5 +1,6 @@
 """
-Benchmarks of bulk export and bulk upload, each figure a ratio against a baseline of the same run.
+Benchmarks of bulk export, bulk upload and bulk restore, each figure a ratio against a baseline of
+the same run.
 
     python -m bench [--copies 20] [--large-mb 300] [--rows 1000] [--poll-seconds 10]
 
@@ -23,6 +24,7 @@ import psutil
 
 from bench import scaleout
 from bench.backup import bench_backup
+from bench.restore import bench_restore
 from bench.stack import Stack, copy_course, source_course
 from bench.status import bench_status
 from plugin_app.standalone.cli import SAMPLE_COURSES
@@ -38,16 +40,18 @@ def timed(fn) -> float:
 RSS_NOISE_MB = 16.0
 
 
-def peak_rss_growth(stack: Stack, fn) -> tuple[float, float]:
-    """Peak RSS (MB) of the server while ``fn`` runs, and its growth over the RSS before."""
-    before = stack.server_rss()
+def peak_rss_growth(stack: Stack, fn, rss=None) -> tuple[float, float]:
+    """Peak RSS (MB) of the server (or of what ``rss`` measures) while ``fn`` runs, and its growth
+    over the RSS before."""
+    rss = rss or stack.server_rss
+    before = rss()
     peak = before
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, stack.server_rss())
+            peak = max(peak, rss())
             time.sleep(0.01)
 
     sampler = threading.Thread(target=sample)
@@ -161,7 +165,7 @@ def main() -> None:
     parser.add_argument("--large-mb", type=int, default=300)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--poll-seconds", type=float, default=10)
-    kinds = ["export", "upload", "status", "upload_large", "backup", "scaleout"]
+    kinds = ["export", "upload", "status", "upload_large", "backup", "restore", "scaleout"]
     parser.add_argument("--only", choices=kinds, action="append")
     args = parser.parse_args()
     only = set(args.only or kinds)
@@ -182,6 +186,8 @@ def main() -> None:
                 scaleout.bench_upload_large(stack, figures)
             if "backup" in only:
                 bench_backup(stack, args.copies, figures)
+            if "restore" in only:
+                bench_restore(stack, args.copies, args.large_mb, figures)
         finally:
             stack.stop()
         if "scaleout" in only:

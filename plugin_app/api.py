@@ -1,7 +1,7 @@
 """
 The Python API of bulk export and bulk upload: what views, tasks and other apps call.
 
-Each kind of process lives in a module of its own (``exports``, ``uploads``); the lifecycle
+Each kind of process lives in a module of its own (``exports``, ``uploads``, ``restores``); the lifecycle
 they share (start, fan-out, claim, finish, cancel, quotas) lives in ``lifecycle``.
 """
 
@@ -17,6 +17,8 @@ from plugin_app.lifecycle import (
     get_process,
     list_processes,
 )
+from plugin_app.restores import RestoreRejected, create_restore
+from plugin_app.restores import parse_items as parse_restore_items
 from plugin_app.runners import run_now
 from plugin_app.uploads import UploadRejected, create_upload
 
@@ -24,4 +26,5 @@ __all__ = [
     "PERMISSION_DENIED", "TRANSIENT_ERRORS", "ProcessNotFound", "QueueUnavailable", "QuotaExceeded",
     "UploadMode", "UploadRejected", "authorable_courses", "cancel", "create_export", "create_upload",
     "fail_process", "get_process", "list_processes", "run_now",
+    "RestoreRejected", "create_restore", "parse_restore_items",
 ]  # fmt: skip

@@ -231,3 +231,22 @@ def discard(name: str) -> None:
 def download_url(name: str) -> str:
     """A URL to download ``name``: presigned or public for S3, signed for local files (may be relative)."""
     return get_storage().url(name)
+
+
+@contextlib.contextmanager
+def open_reader(name: str) -> Iterator[BinaryIO]:
+    """``name`` to read as a stream, never whole in memory (django-storages' S3 files spool the
+    whole object into memory first). FileNotFoundError when there is no such object."""
+    storage = get_storage()
+    if not isinstance(storage, S3Storage):
+        with open(storage.path(name), "rb") as stream:
+            yield stream
+        return
+    try:
+        body = storage.client.get_object(Bucket=storage.bucket_name, Key=name)["Body"]
+    except storage.client.exceptions.NoSuchKey:
+        raise FileNotFoundError(name) from None
+    try:
+        yield body
+    finally:
+        body.close()

@@ -18,7 +18,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
-from plugin_app import backups, exports, lifecycle, runners, uploads  # noqa: F401  (the kinds register themselves)
+from plugin_app import backups, exports, lifecycle, restores, runners, uploads  # noqa: F401  (the kinds register themselves)
 from plugin_app.lease import ProcessBusy
 
 log = logging.getLogger(__name__)

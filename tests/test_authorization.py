@@ -33,7 +33,7 @@ from oauth2_provider.models import AbstractApplication, get_application_model
 from opaque_keys.edx.keys import CourseKey
 from rest_framework.test import APIClient
 
-from plugin_app import api, backups, storage
+from plugin_app import api, backups, restores, storage
 from plugin_app.backends.olx_directory import author_group_name
 from plugin_app.data import ItemStatus, ProcessKind, ProcessStatus, UploadMode
 from plugin_app.models import BulkItem, BulkProcess
@@ -66,43 +66,47 @@ ENDPOINTS = {
     "backup-status-list": ("backup-status-list", None),
     "backup-versions": ("backup-versions", "course"),  # the versions of course A
     "backup-cancel": ("backup-cancel", "backup"),
+    "restore": ("restore", None),
+    "restore-status": ("restore-status", "restore"),
+    "restore-status-list": ("restore-status-list", None),
+    "restore-cancel": ("restore-cancel", "restore"),
 }
 
 DENY = (401, 403)  # either is a refusal; what matters is that nothing happens
 # fmt: off
 EXPECTED = {
     #                      export status list  upload status list  any    dl:tgz csv  cancel:exp upl
-    #                      then backup: start status list versions cancel
-    "anonymous":           (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401, 401),
-    "jwt-malformed":       (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401, 401),
-    "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401, 401),
-    "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401, 401),
-    "jwt-expired":         (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401, 401),
-    "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401, 401),
-    "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401, 401),
-    "bearer-unknown":      (401,   401,   401,  401,   401,   401,  401,   200,  200,  401,   401,
-                           401, 401, 401, 401, 401),
-    "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,  200,  DENY,  DENY,
-                           DENY, DENY, DENY, DENY, DENY),
-    "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,  200,  DENY,  DENY,
-                           DENY, DENY, DENY, DENY, DENY),
-    "bearer-other-client": (400,   404,   200,  400,   404,   200,  404,   200,  200,  404,   404,
-                           202, 404, 200, 403, 404),
-    "author":              (200,   404,   200,  200,   404,   200,  404,   200,  200,  404,   404,
-                           202, 404, 200, 200, 404),
-    "staff":               (200,   404,   200,  200,   404,   200,  404,   200,  200,  404,   404,
-                           202, 404, 200, 200, 404),
-    "owner":               (200,   200,   200,  200,   200,   200,  200,   200,  200,  200,   200,
-                           202, 200, 200, 200, 200),
-    "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,   200,  200,  200,   200,
-                           202, 200, 200, 200, 200),
+    #                      then backup: start status list versions cancel; restore: post status list cancel
+    "anonymous":           (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
+                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "jwt-malformed":       (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
+                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "jwt-alg-none":        (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
+                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "jwt-bad-signature":   (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
+                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "jwt-expired":         (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
+                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "jwt-wrong-issuer":    (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
+                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "jwt-wrong-audience":  (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
+                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "bearer-unknown":      (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
+                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "inactive":            (DENY, DENY, DENY, DENY, DENY, DENY, DENY, 200, 200, DENY, DENY,
+                           DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY),
+    "bearer-inactive":     (DENY, DENY, DENY, DENY, DENY, DENY, DENY, 200, 200, DENY, DENY,
+                           DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY),
+    "bearer-other-client": (400, 404, 200, 400, 404, 200, 404, 200, 200, 404, 404,
+                           202, 404, 200, 403, 404, 202, 404, 200, 404),
+    "author":              (200, 404, 200, 200, 404, 200, 404, 200, 200, 404, 404,
+                           202, 404, 200, 200, 404, 202, 404, 200, 404),
+    "staff":               (200, 404, 200, 200, 404, 200, 404, 200, 200, 404, 404,
+                           202, 404, 200, 200, 404, 202, 404, 200, 404),
+    "owner":               (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
+                           202, 200, 200, 200, 200, 202, 200, 200, 200),
+    "bearer-owner":        (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
+                           202, 200, 200, 200, 200, 202, 200, 200, 200),
 }
 # fmt: on
 
@@ -219,6 +223,10 @@ def send(client: APIClient, endpoint: str, world: World):
         )
     if endpoint == "backup":
         return client.post(world.url(endpoint), {"courses": [COURSE_A]}, format="json")
+    if endpoint == "restore":  # a dry run: a course changes only if the check below misses it
+        items = [{"source": storage.export_name(COURSE_A), "course_id": COURSE_A}]
+        body = {"items": items, "dry_run": True, "overwrite": True}
+        return client.post(world.url(endpoint), body, format="json")
     if endpoint.endswith("-cancel"):
         return client.post(world.url(endpoint))
     return client.get(world.url(endpoint))
@@ -257,6 +265,9 @@ def world(django_user_model, olx_root, local_storage, staff, author) -> World:
     )
     api.run_now(upload_id)
     backup_id = backups.start_backup(owner, [COURSE_A])  # run at once (see backups_in_this_thread)
+    restore_id = restores.create_restore(
+        owner, [(COURSE_A, storage.export_name(COURSE_A))], [], {"dry_run": True, "overwrite": True}
+    )
     exported = api.get_process(owner, ProcessKind.EXPORT, export_id)
     uploaded = api.get_process(owner, ProcessKind.UPLOAD, upload_id)
     ids = {
@@ -264,6 +275,7 @@ def world(django_user_model, olx_root, local_storage, staff, author) -> World:
         "upload": upload_id,
         "backup": backup_id,
         "course": COURSE_A,
+        "restore": restore_id,
         "export_file": download_token(exported.successful_uploads[COURSE_A]),
         "report_file": download_token(uploaded.report_url),
     }
@@ -272,6 +284,7 @@ def world(django_user_model, olx_root, local_storage, staff, author) -> World:
             ProcessKind.EXPORT: [export_id],
             ProcessKind.UPLOAD: [upload_id],
             ProcessKind.BACKUP: [backup_id],
+            ProcessKind.RESTORE: [restore_id],
         }
     }
     for name, user in users.items():
@@ -454,8 +467,21 @@ def check_versions(cell: Cell, response):
     assert version["key"] == item.result["key"] and version["sha256"] == item.result["sha256"]
 
 
+def check_restore(cell: Cell, response):
+    """A restore is recorded for its caller; only a caller who may write the course passes its checks."""
+    (process,) = new_processes(cell.before)
+    assert process.process_id.hex == response.json()["processId"]
+    assert process.owner.username == cell.username
+    outcomes = list(process.items.values_list("status", "error"))
+    if cell.username in ("owner", "author", "staff"):
+        assert outcomes == [(ItemStatus.SUCCESS, "")]
+    else:
+        assert outcomes == [(ItemStatus.FAILED, restores.PERMISSION_DENIED)]
+    assert files(cell.world.olx_root) == cell.before["courses"]
+
+
 def check_list(cell: Cell, response):
-    kind = ProcessKind(cell.endpoint.split("-", 1)[0])
+    kind = next(kind for kind in ProcessKind if cell.endpoint.startswith(kind.value))
     result = response.json()["result"]
     mine = cell.world.own[cell.username][kind]
     assert [u["processId"] for u in result[f"{kind}s"]] == mine
@@ -485,6 +511,10 @@ CHECKS = {
     "backup-status-list": check_list,
     "backup-versions": check_versions,
     "backup-cancel": check_cancel,
+    "restore": check_restore,
+    "restore-status": check_status,
+    "restore-status-list": check_list,
+    "restore-cancel": check_cancel,
 }
 
 

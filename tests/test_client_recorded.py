@@ -596,11 +596,13 @@ def test_cli_list_every_kind(replay, run_cli):
     replay.answer("GET", "/api/courses/v0/export/status/list", "export_status_list")
     replay.answer("GET", UPLOAD + "/status/list", "upload_status_list")
     replay.answer("GET", "/api/courses/v0/backup/status/list", "backup_status_list")
+    replay.answer("GET", "/api/courses/v0/restore/status/list", "restore_status_list")
     result = run_cli("list", "--json")
     assert result.exit_code == 0, result.output
     pages = json.loads(result.stdout)
     assert pages["export"]["exports"] == [] and pages["upload"]["uploads"][0]["status"] == "Completed"
     assert pages["backup"]["backups"][0]["processId"] == "07fe3d635ff54468b46e89e5b158cc00"
+    assert pages["restore"]["restores"] == []
 
 
 def test_cli_check(replay, run_cli):
@@ -608,6 +610,7 @@ def test_cli_check(replay, run_cli):
     replay.answer("GET", "/api/courses/v0/export/status/list", "export_status_list")
     replay.answer("GET", UPLOAD + "/status/list", "upload_status_list")
     replay.answer("GET", "/api/courses/v0/backup/status/list", "backup_status_list")
+    replay.answer("GET", "/api/courses/v0/restore/status/list", "restore_status_list")
     result = run_cli("check")
     assert result.exit_code == 0, result.output
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["ok"] * 5

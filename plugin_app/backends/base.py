@@ -10,7 +10,10 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
+import shutil
+import tempfile
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import AssetLocator
@@ -94,6 +97,37 @@ class CourseBackend(abc.ABC):
         here; by default each write is durable on its own.
         """
         return contextlib.nullcontext()
+
+    # Restore ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def can_create_course(self, user, course_key: CourseKey) -> bool:
+        """Whether ``user`` may create that course (Studio's course-creator right)."""
+
+    @abc.abstractmethod
+    def restore_course(
+        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user, token: str
+    ) -> None:
+        """Make the course what the unpacked OLX course ``course_dir`` (exported as ``source_key``)
+        holds, creating it if missing. ``course_dir`` lies in ``restore_workspace(token)``."""
+
+    def restored_before(self, course_key: CourseKey, token: str) -> bool:
+        """Whether an earlier attempt with this token finished restoring (then it cleans up)."""
+        return False
+
+    def staging_root(self) -> Path:
+        """Where tarballs are unpacked; for an atomic swap, on the courses' own filesystem."""
+        return Path(tempfile.gettempdir()) / "exportbulk-restore"
+
+    def restore_workspace(self, token: str) -> Path:
+        """A fresh, empty folder to unpack the tarball of restore attempt ``token`` into."""
+        self.discard_workspace(token)
+        folder = self.staging_root() / token / "unpacked"
+        folder.mkdir(parents=True)
+        return folder
+
+    def discard_workspace(self, token: str) -> None:
+        shutil.rmtree(self.staging_root() / token, ignore_errors=True)
 
 
 # Outline levels from the course down, as OLX and the modulestore name their block types.

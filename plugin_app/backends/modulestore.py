@@ -332,3 +332,50 @@ class ModulestoreBackend(CourseBackend):
     def publish(self, usage_key: UsageKey, user) -> None:
         """As Studio's "make_public" (xblock_storage_handlers/view_handlers.py ``_save_xblock``)."""
         _store().publish(usage_key, user.id)
+
+    def can_create_course(self, user, course_key: CourseKey) -> bool:
+        """Studio's rule for creating a course: ``is_content_creator(user, org)``
+        (common/djangoapps/student/auth.py: the CourseCreatorRole, which global staff hold, or the
+        organization's OrgContentCreatorRole), as ``_create_or_rerun_course`` checks it
+        (cms/djangoapps/contentstore/views/course.py)."""
+        from common.djangoapps.student.auth import is_content_creator
+
+        return bool(is_content_creator(user, course_key.org))
+
+    def staging_root(self) -> Path:
+        """Studio unpacks imports under ``GITHUB_REPO_ROOT`` (``import_olx``); so do we."""
+        data_root = getattr(settings, "GITHUB_REPO_ROOT", None)
+        return Path(data_root) / "exportbulk-restore" if data_root else super().staging_root()
+
+    def restore_course(
+        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user, token: str
+    ) -> None:
+        """Studio's import task, ``import_olx`` (cms/djangoapps/contentstore/tasks.py): a missing
+        course is created first as Studio's course creation does (``create_new_course`` in
+        cms/djangoapps/contentstore/views/course.py: organization, ``create_new_course_in_store``
+        with its instructor and role steps, discussion settings), with the wiki slug
+        ``_create_or_rerun_course`` gives it; then ``import_course_from_xml``
+        (xmodule/modulestore/xml_importer.py) with ``target_id`` and the static content store,
+        which runs inside the store's ``bulk_operations(target_id)`` (``ImportManager.run_imports``)
+        and remaps every key of the tarball's course to the target."""
+        from cms.djangoapps.contentstore.views.course import create_new_course
+        from xmodule.contentstore.django import contentstore
+        from xmodule.modulestore.xml_importer import import_course_from_xml
+
+        store = _store()
+        if not store.has_course(course_key):
+            wiki_slug = f"{course_key.org}.{course_key.course}.{course_key.run}"
+            create_new_course(
+                user, course_key.org, course_key.course, course_key.run, {"wiki_slug": wiki_slug}
+            )
+        import_course_from_xml(
+            store,
+            user.id,
+            str(course_dir.parent),
+            [course_dir.name],
+            load_error_blocks=False,
+            static_content_store=contentstore(),
+            target_id=course_key,
+            verbose=True,
+        )
+        self.discard_workspace(token)

@@ -33,6 +33,7 @@ from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import CourseLocator
 
+from plugin_app.backends import olx_restore
 from plugin_app.backends.base import (
     OUTLINE_CATEGORIES,
     CourseBackend,
@@ -225,7 +226,7 @@ class _Course:
         _update_xml(parent_path, parent)
 
 
-class OlxDirectoryBackend(CourseBackend):
+class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
     """Courses in ``root``: each sub-directory holding a ``course.xml`` is a course."""
 
     name = "olx_directory"
@@ -290,6 +291,10 @@ class OlxDirectoryBackend(CourseBackend):
         if user.is_staff:
             return True
         return Group.objects.filter(user=user, name=author_group_name(course_key)).exists()
+
+    def can_create_course(self, user, course_key: CourseKey) -> bool:
+        """Standalone has no course-creator role: staff create courses."""
+        return bool(user and user.is_active and user.is_staff)
 
     # Export -----------------------------------------------------------------------------------
 

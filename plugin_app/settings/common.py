@@ -42,6 +42,15 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTBULK_UPLOAD_MAX_COMPRESSION_RATIO": 100,
     "EXPORTBULK_UPLOAD_MAX_CELL_CHARS": 1000,
     "EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES": 10 * 1024**2,
+    # Limits on a course tarball to restore, enforced on the bytes actually decompressed.
+    "EXPORTBULK_RESTORE_MAX_UNCOMPRESSED_BYTES": 8 * 1024**3,
+    "EXPORTBULK_RESTORE_MAX_COMPRESSION_RATIO": 200,
+    "EXPORTBULK_RESTORE_MAX_MEMBERS": 100_000,
+    # Largest multipart restore request (the uploaded tarballs together), refused before it is read.
+    "EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES": 2 * 1024**3,
+    # olxcleaner findings at or above this level ("WARNING", "ERROR") fail a restore item; empty:
+    # findings are reported only (Studio's own exports commonly carry ERROR-level findings).
+    "EXPORTBULK_RESTORE_BLOCKING_LEVEL": "",
     # Course backend: "modulestore", "olx_directory", or a dotted path; empty picks
     # modulestore inside edx-platform and olx_directory elsewhere.
     "EXPORTBULK_COURSE_BACKEND": "",

@@ -1,7 +1,8 @@
 """
 The README's main job, for real: provision a service client, serve the API with gunicorn, and
 through the REST client (a JWT from ``/oauth2/access_token/``) list the courses, export the
-sample course, and bulk-upload files into it from a CSV manifest and a ZIP.
+sample course, restore that export into a new course id (the round trip), and bulk-upload files
+into the sample course from a CSV manifest and a ZIP.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from plugin_app.standalone.processes import free_port, standalone, wait_for_port
 from tutor_exportbulk.client import OpenedxRESTAPIClient
 
 COURSE_ID = "course-v1:ExportBulk+Sample+2026"
+RESTORED_ID = "course-v1:ExportBulk+Restored+2027"
 UNIT = "Bulk Uploads / Demo Files / Uploaded Unit"
 DEMO_FILES = {
     "welcome.html": b"<h2>Welcome</h2><p>This page came in through the bulk upload API.</p>\n",
@@ -77,6 +79,17 @@ def run_demo(port: int = 0) -> int:
             return 1
         print(f"Exported {COURSE_ID} -> {exported['successful_uploads'][COURSE_ID]}")
 
+        items = [{"source": f"{COURSE_ID}.tar.gz", "course_id": RESTORED_ID}]
+        process_id = client.restore(items, overwrite=True)["processId"]
+        *_, restored = client.wait(process_id, kind="restore", interval=0.5, timeout=300)
+        (item,) = restored["items"]
+        print(
+            f"Restored that export into {RESTORED_ID}: {item['status']} {item['reason']}".rstrip()
+            + f" ({len(item['findings'])} olxcleaner findings, reported)"
+        )
+        if item["status"] != "restored":
+            return 1
+
         with tempfile.TemporaryDirectory() as folder:
             manifest, content = _upload_files(Path(folder))
             process_id = client.bulk_upload(manifest, content, mode="link")["processId"]
@@ -92,6 +105,7 @@ def run_demo(port: int = 0) -> int:
         courses_root = Path(os.environ.get("EXPORTBULK_OLX_ROOT") or home / "courses")
         print(f"The export tarball landed at {storage}{COURSE_ID}.tar.gz (reports beside it, under reports/)")
         print(f"The uploaded files and components landed in the course folder {courses_root / 'sample'}")
+        print(f"The restored course is the folder {courses_root / 'ExportBulk+Restored+2027'}")
         return 0 if final["status"] == "Completed" and final["failedCount"] == 0 else 1
     finally:
         for process in (worker, server):

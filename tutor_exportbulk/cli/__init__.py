@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from tutor_exportbulk.cli import backups, check, courses, exports, processes, uploads  # noqa: F401  (registers)
+from tutor_exportbulk.cli import backups, check, courses, exports, processes, restores, uploads  # noqa: F401  (registers)
 from tutor_exportbulk.cli.config import client_from_options, client_from_tutor, group_options
 from tutor_exportbulk.cli.runtime import COMMANDS, Runtime
 

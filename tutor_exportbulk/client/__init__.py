@@ -3,7 +3,7 @@ A REST client for Open edX and for this plugin's APIs: requests only, no Django.
 
 ``OpenedxRESTAPIClient`` is composed of one mixin per concern: ``transport`` (session, token,
 retries), ``lms`` (the LMS APIs) and one module per process kind of this plugin (``exports``,
-``uploads``, ``backups``), over ``processes`` (status, lists and waiting, shared by every kind). A new kind
+``uploads``, ``backups``, ``restores``), over ``processes`` (status, lists and waiting, shared by every kind). A new kind
 adds its module and one base class below.
 """
 
@@ -12,12 +12,13 @@ from tutor_exportbulk.client.errors import OpenedxAPIError, OpenedxAuthError, pu
 from tutor_exportbulk.client.exports import ExportsMixin
 from tutor_exportbulk.client.lms import LMSMixin
 from tutor_exportbulk.client.processes import FINAL_STATUSES
+from tutor_exportbulk.client.restores import RestoresMixin
 from tutor_exportbulk.client.uploads import UploadsMixin
 
 __all__ = ["FINAL_STATUSES", "OpenedxAPIError", "OpenedxAuthError", "OpenedxRESTAPIClient", "public_url"]
 
 
-class OpenedxRESTAPIClient(LMSMixin, ExportsMixin, UploadsMixin, BackupsMixin):
+class OpenedxRESTAPIClient(LMSMixin, ExportsMixin, UploadsMixin, BackupsMixin, RestoresMixin):
     """
     A client of the Open edX LMS and of this plugin's Studio APIs.
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from plugin_app.rest_api.v0 import backups, views
+from plugin_app.rest_api.v0 import backups, restores, views
 
 app_name = "exportbulk"
 
@@ -27,5 +27,11 @@ urlpatterns = [
     path("backup/status/<str:process_id>", backups.BackupStatusView.as_view(), name="backup-status"),
     path("backup/status/<str:process_id>/cancel", backups.BackupCancelView.as_view(), name="backup-cancel"),
     path("backup/versions/<str:course_id>", backups.BackupVersionsView.as_view(), name="backup-versions"),
+    path("restore/", restores.RestoreView.as_view(), name="restore"),
+    path("restore/status/list", restores.RestoreStatusListView.as_view(), name="restore-status-list"),
+    path("restore/status/<str:process_id>", restores.RestoreStatusView.as_view(), name="restore-status"),
+    path(
+        "restore/status/<str:process_id>/cancel", restores.RestoreCancelView.as_view(), name="restore-cancel"
+    ),
     path("exportbulk/files/<str:token>", views.FileDownloadView.as_view(), name="download"),
 ]

@@ -1,0 +1,271 @@
+"""
+A course tarball from outside, unpacked into a fresh folder while every check runs.
+
+One streamed pass: gzip, tar and the files written are a pipeline, so neither the tarball nor a
+member is ever whole in memory. Only regular files and folders are written, under names checked
+first; the uncompressed size and the compression ratio are counted on the bytes actually
+decompressed (tar headers lie), and the pass stops as soon as a limit is crossed. Every XML file
+is then parsed with DTDs and entities forbidden, and olxcleaner (as Studio's import runs it,
+``cms/djangoapps/contentstore/tasks.py`` ``validate_course_olx``) gives its findings.
+Problems are collected, not raised, so that an item reports all of them together.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError
+from defusedxml.ElementTree import parse as safe_parse
+from django.conf import settings
+from isal import igzip
+from opaque_keys import InvalidKeyError
+from opaque_keys.edx.locator import CourseLocator
+
+_CHUNK = 1024 * 1024
+# Below this many uncompressed bytes a high compression ratio costs nothing worth refusing.
+_RATIO_FLOOR = 16 * 1024 * 1024
+# Problems listed per item; a hostile tarball can have thousands.
+_MAX_PROBLEMS = 20
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class _Refused(Exception):
+    """A limit was crossed: reading stops here."""
+
+
+@dataclass
+class Unpacked:
+    """What one pass over a tarball found; ``course_dir`` is usable only without ``problems``."""
+
+    course_dir: Path | None = None
+    org: str = ""
+    number: str = ""
+    run: str = ""
+    problems: list[str] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)
+
+    def refuse(self, problem: str) -> None:
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append(problem)
+        elif len(self.problems) == _MAX_PROBLEMS:
+            self.problems.append("... and more problems.")
+
+
+class _Counted(io.RawIOBase):
+    """A readable stream that counts what is read from it."""
+
+    def __init__(self, raw: BinaryIO):
+        super().__init__()
+        self.raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+
+class _Bounded:
+    """The decompressed stream, refusing more than the limits allow as it is read."""
+
+    def __init__(self, gz: BinaryIO, compressed: _Counted):
+        self.gz, self.compressed, self.count = gz, compressed, 0
+        self.max_total = settings.EXPORTBULK_RESTORE_MAX_UNCOMPRESSED_BYTES
+        self.max_ratio = settings.EXPORTBULK_RESTORE_MAX_COMPRESSION_RATIO
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.gz.read(size)
+        self.count += len(data)
+        if self.count > self.max_total:
+            raise _Refused(f"The tarball holds more than {self.max_total} bytes uncompressed (the limit).")
+        if self.count > _RATIO_FLOOR and self.count > self.max_ratio * max(self.compressed.count, 1):
+            raise _Refused(f"The tarball is compressed more than {self.max_ratio}:1 (a gzip bomb?).")
+        return data
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why a member name could write outside the extraction folder, or None."""
+    if "\\" in name or "\x00" in name:
+        return "contains a backslash or NUL"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "is an absolute path"
+    if ".." in name.split("/"):
+        return "contains '..'"
+    return None
+
+
+def _member_kind(member: tarfile.TarInfo) -> str | None:
+    """What a member that is neither a regular file nor a folder is, or None."""
+    if member.issym():
+        return f"a symbolic link (to {member.linkname!r})"
+    if member.islnk():
+        return f"a hard link (to {member.linkname!r})"
+    if member.ischr() or member.isblk():
+        return "a device node"
+    if member.isfifo():
+        return "a FIFO"
+    if member.issparse():
+        return "a sparse file"
+    if not (member.isreg() or member.isdir()):
+        return f"of an unsupported type ({member.type!r})"
+    return None
+
+
+def _relative(name: str) -> list[str]:
+    """The member's path segments, without ``.`` segments (``tar czf x.tar.gz ./course`` writes them)."""
+    return [part for part in name.split("/") if part not in ("", ".")]
+
+
+def unpack(stream: BinaryIO, dest: Path) -> Unpacked:
+    """Unpack a ``.tar.gz`` into the empty folder ``dest``, checking it; see the module's docstring."""
+    result = Unpacked()
+    tops: set[str] = set()
+    xml_files: list[Path] = []
+    compressed = _Counted(stream)
+    try:
+        with igzip.IGzipFile(fileobj=compressed, mode="rb") as gz:
+            _unpack_members(_Bounded(gz, compressed), dest, result, tops, xml_files)
+    except _Refused as refused:
+        result.refuse(str(refused))
+        return result
+    except EOFError:
+        result.refuse("The gzip stream is truncated: the tarball is incomplete.")
+        return result
+    except (OSError, tarfile.TarError, ValueError):  # gzip.BadGzipFile is an OSError
+        result.refuse("The file is not a gzip-compressed tar archive, or it is corrupt.")
+        return result
+    if len(tops) > 1:
+        result.refuse(
+            f"The tarball has {len(tops)} top folders ({', '.join(sorted(tops)[:3])}); it needs one."
+        )
+    elif not tops:
+        result.refuse("The tarball is empty.")
+    for path in xml_files:
+        problem = _xml_problem(path)
+        if problem:
+            result.refuse(f"{path.relative_to(dest).as_posix()} {problem}.")
+    if result.problems:
+        return result
+    course_dir = dest / tops.pop()
+    _read_course_pointer(course_dir, result)
+    if not result.problems:
+        result.course_dir = course_dir
+        result.findings = olx_findings(course_dir)
+    return result
+
+
+def _unpack_members(
+    source: _Bounded, dest: Path, result: Unpacked, tops: set[str], xml_files: list[Path]
+) -> None:
+    max_members = settings.EXPORTBULK_RESTORE_MAX_MEMBERS
+    seen: set[str] = set()
+    with tarfile.open(fileobj=source, mode="r|") as tar:
+        for count, member in enumerate(tar, start=1):
+            if count > max_members:
+                raise _Refused(f"The tarball has more than {max_members} members (the limit).")
+            problem = unsafe_name(member.name)
+            kind = _member_kind(member)
+            parts = _relative(member.name)
+            if problem or kind:
+                result.refuse(f"Member {member.name!r} {problem or 'is ' + kind}.")
+                continue
+            if not parts:
+                continue  # the archive's root folder itself ("./")
+            if len(parts) == 1 and member.isreg():
+                result.refuse(f"Member {member.name!r} is outside the tarball's top folder.")
+                continue
+            tops.add(parts[0])
+            relative = "/".join(parts)
+            if relative in seen:
+                result.refuse(f"Member {member.name!r} appears twice.")
+                continue
+            seen.add(relative)
+            target = dest.joinpath(*parts)
+            try:
+                if member.isdir():
+                    target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                _write_member(tar, member, target)
+            except OSError as exc:
+                result.refuse(
+                    f"Member {member.name!r} cannot be written ({exc.strerror or type(exc).__name__})."
+                )
+                continue
+            if target.suffix == ".xml":
+                xml_files.append(target)
+
+
+def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
+    data = tar.extractfile(member)
+    assert data is not None  # a regular file
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        while chunk := data.read(_CHUNK):
+            out.write(chunk)
+
+
+def _xml_problem(path: Path) -> str | None:
+    try:
+        safe_parse(path, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        return f"is refused: {type(exc).__name__} (DTDs, entities and external references are forbidden)"
+    except ParseError as exc:
+        return f"is not well-formed XML ({exc})"
+    return None
+
+
+def _read_course_pointer(course_dir: Path, result: Unpacked) -> None:
+    pointer_path = course_dir / "course.xml"
+    if not pointer_path.is_file():
+        result.refuse(f"The top folder {course_dir.name!r} holds no course.xml.")
+        return
+    pointer = safe_parse(pointer_path, forbid_dtd=True).getroot()
+    result.org, result.number, result.run = (pointer.get(a, "") for a in ("org", "course", "url_name"))
+    if pointer.tag != "course" or not (result.org and result.number and result.run):
+        result.refuse("course.xml is not a course pointer: it needs org, course and url_name.")
+    elif not _valid_key(result.org, result.number, result.run):
+        result.refuse("course.xml names no valid course key (org, course, url_name).")
+    elif not (course_dir / "course" / f"{result.run}.xml").is_file():
+        result.refuse(f"course.xml points at course/{result.run}.xml, which is missing.")
+
+
+def _valid_key(org: str, number: str, run: str) -> bool:
+    try:
+        CourseLocator(org, number, run)
+    except InvalidKeyError:
+        return False
+    return True
+
+
+def olx_findings(course_dir: Path) -> list[dict]:
+    """olxcleaner's findings on an OLX course, as Studio's import asks for them, file names relative."""
+    import olxcleaner
+
+    _course, errorstore, _url_names = olxcleaner.validate(str(course_dir), steps=8)
+    findings = []
+    for error in errorstore.errors:
+        filename = str(error.filename or "")
+        if filename.startswith(str(course_dir)):
+            filename = os.path.relpath(filename, course_dir)
+        findings.append(
+            {"level": error.level, "name": error.name, "file": filename, "message": error.description}
+        )
+    return sorted(findings, key=lambda f: (-_LEVELS.index(f["level"]), f["file"], f["name"]))
+
+
+def blocking_findings(findings: list[dict]) -> list[dict]:
+    """The findings at or above ``EXPORTBULK_RESTORE_BLOCKING_LEVEL`` (none when it is empty)."""
+    level = (settings.EXPORTBULK_RESTORE_BLOCKING_LEVEL or "").upper()
+    if level not in _LEVELS:
+        return []
+    return [f for f in findings if _LEVELS.index(f["level"]) >= _LEVELS.index(level)]
