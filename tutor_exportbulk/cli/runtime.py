@@ -66,10 +66,10 @@ class Runtime:
                 yield status
 
         try:
-            return follow(self.console, statuses(), f"{kind or 'process'} {process_id}", show=not self.as_json)
+            label = f"{kind or 'process'} {process_id}"
+            return follow(self.console, statuses(), label, show=not self.as_json)
         except KeyboardInterrupt:
-            if self.as_json or not click.confirm(f"
-Cancel {process_id}?", default=False, err=True):
+            if self.as_json or not click.confirm(f"\nCancel {process_id}?", default=False, err=True):
                 self.hint(f"{process_id} goes on; follow it with: {{prog}} status {process_id} --wait")
                 raise click.Abort() from None
             return self.client.cancel(process_id, seen.get("kind") or kind)

@@ -3,8 +3,8 @@ A REST client for Open edX and for this plugin's APIs: requests only, no Django.
 
 ``OpenedxRESTAPIClient`` is composed of one mixin per concern: ``transport`` (session, token,
 retries), ``lms`` (the LMS APIs) and one module per process kind of this plugin (``exports``,
-``uploads``, ``backups``, ``restores``), over ``processes`` (status, lists and waiting, shared by every kind). A new kind
-adds its module and one base class below.
+``uploads``, ``backups``, ``restores``), over ``processes`` (status, lists and waiting, shared
+by every kind). A new kind adds its module and one base class below.
 """
 
 from tutor_exportbulk.client.backups import BackupsMixin
