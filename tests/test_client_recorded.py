@@ -613,7 +613,7 @@ def test_cli_check(replay, run_cli):
     replay.answer("GET", "/api/courses/v0/restore/status/list", "restore_status_list")
     result = run_cli("check")
     assert result.exit_code == 0, result.output
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["ok"] * 5
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["ok"] * 6
     replay.answer("POST", TOKEN, "token_invalid_client")
     failed = run_cli("check", "--json")
     assert failed.exit_code == 2
