@@ -411,3 +411,21 @@ def test_backup_retention_reaches_the_settings(project, tmp_path):
     values = settings_values(project.rendered("apps/openedx/settings/cms/production.py"))
     assert (values["EXPORTBULK_BACKUP_KEEP"], values["EXPORTBULK_BACKUP_MAX_AGE_DAYS"]) == (7, 0)
     assert values["EXPORTBULK_SERVICE_USERNAME"] == "exportbulk"
+
+
+def test_restore_settings_reach_the_settings(project, tmp_path):
+    strict = project.copy(tmp_path)
+    strict.tutor(
+        "config",
+        "save",
+        "--set",
+        "EXPORTBULK_RESTORE_BLOCKING_LEVEL=ERROR",
+        "--set",
+        "EXPORTBULK_RESTORE_MAX_MEMBERS=500",
+    )
+    values = settings_values(strict.rendered("apps/openedx/settings/cms/production.py"))
+    assert (values["EXPORTBULK_RESTORE_BLOCKING_LEVEL"], values["EXPORTBULK_RESTORE_MAX_MEMBERS"]) == (
+        "ERROR",
+        500,
+    )
+    assert values["EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES"] == 2 * 1024**3
