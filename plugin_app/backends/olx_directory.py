@@ -80,8 +80,7 @@ def _read_xml(path: Path) -> ElementTree.Element:
     if batch and path in batch.staged:
         return batch.staged[path]
     root = safe_parse(path).getroot()
-    if root is None:  # typeshed allows a tree without a root; a parsed file always has one
-        raise ValueError(f"{path} has no root element")
+    assert root is not None  # a parsed document has a root
     return root
 
 
