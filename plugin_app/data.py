@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 
 class ProcessKind(enum.StrEnum):
@@ -91,7 +91,7 @@ class AssetFile:
 
     name: str
     content_type: str
-    stream: BinaryIO
+    stream: IO[bytes]  # a ZIP member (zipfile.ZipExtFile) or any binary file
     locked: bool
 
 
