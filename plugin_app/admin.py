@@ -1,13 +1,21 @@
 """Admin pages where operators read bulk processes and their items (read-only: the APIs own them)."""
 
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import admin
-from django.db.models import Model, OuterRef, Subquery
+from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.timesince import timesince
 
 from plugin_app.models import BackupCourse, BackupVersion, BulkItem, BulkProcess
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -54,8 +62,15 @@ class BackupVersionInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+
+class _Newest(TypedDict):
+    """What ``BackupCourseAdmin.get_queryset`` adds: the newest stored backup's time and size."""
+
+    last_created: datetime | None
+    last_size: int | None
 
 
 @admin.register(BackupCourse)
@@ -67,33 +82,30 @@ class BackupCourseAdmin(ReadOnlyAdmin):
     readonly_fields = ("course_id", "held_by", "lease_expires", "last_failure", "last_failure_reason")
     inlines = [BackupVersionInline]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WithAnnotations[BackupCourse, _Newest]]:
         newest = BackupVersion.objects.filter(
             course=OuterRef("pk"), size__isnull=False, deleted_at__isnull=True
         ).order_by("-created")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                last_created=Subquery(newest.values("created")[:1]),
-                last_size=Subquery(newest.values("size")[:1]),
-            )
+        courses: QuerySet[BackupCourse] = super().get_queryset(request)
+        return courses.annotate(
+            last_created=Subquery(newest.values("created")[:1]),
+            last_size=Subquery(newest.values("size")[:1]),
         )
 
     @admin.display(description="last backup", ordering="last_created")
-    def last_backup(self, course):
+    def last_backup(self, course: WithAnnotations[BackupCourse, _Newest]) -> datetime | None:
         return course.last_created
 
     @admin.display(description="size")
-    def last_backup_size(self, course) -> str:
+    def last_backup_size(self, course: WithAnnotations[BackupCourse, _Newest]) -> str:
         return filesizeformat(course.last_size) if course.last_size is not None else "-"
 
     @admin.display(description="age")
-    def last_backup_age(self, course) -> str:
+    def last_backup_age(self, course: WithAnnotations[BackupCourse, _Newest]) -> str:
         return timesince(course.last_created, timezone.now()) if course.last_created else "never backed up"
 
     @admin.display(description="failed since", boolean=True)
-    def failed_since(self, course) -> bool:
+    def failed_since(self, course: WithAnnotations[BackupCourse, _Newest]) -> bool:
         """Whether the last failure is newer than the last good backup (or there is none)."""
         return bool(
             course.last_failure and (not course.last_created or course.last_failure > course.last_created)

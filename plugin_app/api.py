@@ -9,17 +9,15 @@ from plugin_app.data import UploadMode
 from plugin_app.exports import PERMISSION_DENIED, authorable_courses, create_export
 from plugin_app.lifecycle import (
     TRANSIENT_ERRORS,
-    ProcessNotFound,
     QueueUnavailable,
     QuotaExceeded,
     cancel,
     fail_process,
-    get_process,
-    list_processes,
 )
 from plugin_app.restores import RestoreRejected, create_restore
 from plugin_app.restores import parse_items as parse_restore_items
 from plugin_app.runners import run_now
+from plugin_app.status import ProcessNotFound, get_process, list_processes
 from plugin_app.uploads import UploadRejected, create_upload
 
 __all__ = [

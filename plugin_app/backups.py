@@ -24,6 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -41,6 +42,9 @@ from plugin_app.export import ExportError, storage_name, write_course
 from plugin_app.exports import requested_item
 from plugin_app.lease import expiry, renewing
 from plugin_app.models import BackupCourse, BackupVersion, BulkItem, BulkProcess
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +136,7 @@ def _newest_after_cleanup(course: BackupCourse) -> BackupVersion | None:
 # One course -----------------------------------------------------------------------------------
 
 
-def start_backup(user, course_ids: list[str], changed_only: bool = True, *, send: bool = True) -> str:
+def start_backup(user: User, course_ids: list[str], changed_only: bool = True, *, send: bool = True) -> str:
     """Record a backup run of the courses for the user and (``send``) queue it; its process id.
 
     Courses the user may not author, that do not exist, or whose id cannot name a backup are
@@ -244,7 +248,7 @@ def _backup_held(
     return ItemOutcome(ItemStatus.SUCCESS, _described(version, EXPORTED))
 
 
-def _described(version: BackupVersion, outcome: str) -> dict:
+def _described(version: BackupVersion, outcome: str) -> dict[str, Any]:
     return {
         "outcome": outcome,
         "key": version.name,
@@ -255,7 +259,7 @@ def _described(version: BackupVersion, outcome: str) -> dict:
     }
 
 
-def present_item(item: BulkItem, detail: bool) -> dict:
+def present_item(item: BulkItem, detail: bool) -> dict[str, Any]:
     """A course of a backup as the status API shows it."""
     result = item.result or {}
     if item.status in (ItemStatus.FAILED, ItemStatus.CANCELED) and item.error:
@@ -302,7 +306,7 @@ def finish_run(process: BulkProcess) -> None:
         log.error("Could not store the manifest of backup run %s: %r", process_id, exc)
 
 
-def _manifest_entry(item: BulkItem) -> dict:
+def _manifest_entry(item: BulkItem) -> dict[str, Any]:
     if item.status != ItemStatus.SUCCESS:
         status = "canceled" if item.status == ItemStatus.CANCELED else FAILED
         return {

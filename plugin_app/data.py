@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 
 class ProcessKind(enum.StrEnum):
@@ -43,7 +43,7 @@ class ItemOutcome:
     """How one item ended: SUCCESS or FAILED, what it made, and why it failed (one safe sentence)."""
 
     status: ItemStatus
-    result: dict = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
     error: str = ""
 
 
@@ -91,7 +91,7 @@ class AssetFile:
 
     name: str
     content_type: str
-    stream: BinaryIO
+    stream: IO[bytes]  # a ZIP member (zipfile.ZipExtFile) or any binary file
     locked: bool
 
 
@@ -145,4 +145,4 @@ class ProcessInfo:
     successful_uploads: dict[str, str] | None = None
     failed_uploads: dict[str, str] | None = None
     # Kinds with a presenter (``KindSpec.present_item``): every item as the status API shows it.
-    items: list[dict] | None = None
+    items: list[dict[str, Any]] | None = None

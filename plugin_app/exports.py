@@ -8,6 +8,8 @@ Celery task per course.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
@@ -17,11 +19,16 @@ from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.export import ExportError, export_course
 from plugin_app.models import BulkItem, BulkProcess
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from plugin_app.backends.base import CourseBackend
+
 PERMISSION_DENIED = "Permission denied: you do not have Studio write access to this course."
 CANCELED = "Canceled before the export was stored."
 
 
-def authorable_courses(user, org: str | None = None) -> list[str]:
+def authorable_courses(user: User, org: str | None = None) -> list[str]:
     """Ids of the courses the user may author, of one organization or all."""
     backend = get_backend()
     return [
@@ -33,7 +40,7 @@ def authorable_courses(user, org: str | None = None) -> list[str]:
     ]
 
 
-def requested_item(user, position: int, course_id: str, backend) -> BulkItem:
+def requested_item(user: User, position: int, course_id: str, backend: CourseBackend) -> BulkItem:
     """The item of one requested course (export, backup); refused courses fail at once, with their reason."""
     item = BulkItem(position=position, course_id=course_id)
     try:
@@ -49,7 +56,7 @@ def requested_item(user, position: int, course_id: str, backend) -> BulkItem:
     return item
 
 
-def create_export(user, course_ids: list[str], *, send: bool = True) -> str:
+def create_export(user: User, course_ids: list[str], *, send: bool = True) -> str:
     """Record an export of the courses for the user and (``send``) queue it; return its process id.
 
     Raises lifecycle.QuotaExceeded or lifecycle.QueueUnavailable; then nothing is recorded.

@@ -15,7 +15,8 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection
@@ -39,7 +40,7 @@ class ProcessBusy(Exception):
         self.retry_in = retry_in
 
 
-def expiry():
+def expiry() -> datetime:
     """When a lease taken or renewed now runs out."""
     return timezone.now() + timedelta(seconds=settings.EXPORTBULK_LEASE_SECONDS)
 
@@ -77,7 +78,7 @@ def leased(process_id: str) -> Iterator[BulkProcess | None]:
 
 
 @contextlib.contextmanager
-def renewing(held: QuerySet) -> Iterator[None]:
+def renewing(held: QuerySet[Any]) -> Iterator[None]:
     """Keep the leases of the rows ``held`` selects alive while the ``with`` block runs."""
     stop = threading.Event()
     renewer = threading.Thread(target=_renew, args=(held, stop), daemon=True, name="exportbulk-lease")
@@ -89,7 +90,7 @@ def renewing(held: QuerySet) -> Iterator[None]:
         renewer.join()
 
 
-def _renew(held: QuerySet, stop: threading.Event) -> None:
+def _renew(held: QuerySet[Any], stop: threading.Event) -> None:
     """Push the leases' end forward until told to stop (a third of the lease, each time)."""
     try:
         while not stop.wait(settings.EXPORTBULK_LEASE_SECONDS / 3):

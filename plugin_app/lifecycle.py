@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -34,7 +34,10 @@ from plugin_app.data import ACTIVE_STATUSES, ItemOutcome, ItemStatus, ProcessInf
 from plugin_app.lease import ProcessBusy, expiry, leased
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.report import write_report
-from plugin_app.status import ProcessNotFound, get_process, list_processes, owned_process  # noqa: F401 (re-exported)
+from plugin_app.status import get_process, owned_process
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,8 @@ class KindSpec:
     run_item: Callable[[BulkProcess, BulkItem], ItemOutcome]  # one item; may raise TRANSIENT_ERRORS
     fan_out: bool = True  # False: items run in order inside one task (upload rows)
     before_finish: Callable[[BulkProcess], None] | None = None  # once, before the final status
-    present_item: Callable[[BulkItem, bool], dict] | None = None  # an item as the status API shows it
+    # An item as the status API shows it.
+    present_item: Callable[[BulkItem, bool], dict[str, Any]] | None = None
     # Report columns and rows; None: course_id, status, error and the item's result.
     report_rows: Callable[[BulkProcess], tuple[list[str], list[list[str]]]] | None = None
     # Sequential kinds: around a whole run (e.g. the open content archive) ...
@@ -90,7 +94,7 @@ class QueueUnavailable(Exception):
 # Starting -----------------------------------------------------------------------------------
 
 
-def check_quota(user) -> None:
+def check_quota(user: User) -> None:
     """Raise QuotaExceeded when the user may start no more process now."""
     limit = settings.EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER
     active = BulkProcess.objects.filter(owner=user, status__in=ACTIVE_STATUSES).count()
@@ -99,13 +103,13 @@ def check_quota(user) -> None:
 
 
 def start(
-    user,
+    user: User,
     kind: ProcessKind,
     items: list[BulkItem],
-    options: dict | None = None,
+    options: dict[str, Any] | None = None,
     *,
     send: bool = True,
-    **fields,
+    **fields: Any,
 ) -> str:
     """Record a process of its items and (``send``) send it to the workers; return its id.
 
@@ -353,7 +357,7 @@ def is_canceled(process_id: str) -> bool:
     return BulkProcess.objects.filter(process_id=process_id, canceled_at__isnull=False).exists()
 
 
-def cancel(user, kind: ProcessKind, process_id: str) -> ProcessInfo:
+def cancel(user: User, kind: ProcessKind, process_id: str) -> ProcessInfo:
     """Cancel the user's process: items not started are canceled, running ones finish.
 
     Returns the process as it stands (still active while running items finish). Raises

@@ -17,7 +17,7 @@ import shutil
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
@@ -32,6 +32,9 @@ from plugin_app.backends.base import CourseBackend
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.tarball_checks import blocking_findings, unpack
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 PERMISSION_DENIED = "Permission denied: you may not write this course, nor create it."
 RESTORED, WOULD_RESTORE, FAILED = "restored", "would restore", "failed"
@@ -54,14 +57,14 @@ class PlannedItem:
     error: str = ""
     existed: bool = False
 
-    def as_data(self) -> dict:
+    def as_data(self) -> dict[str, Any]:
         return {"source": self.source, "object": self.object_name, "existed": self.existed}
 
 
 # Request time ---------------------------------------------------------------------------------
 
 
-def parse_items(raw, uploaded: set[str] | None = None) -> list[tuple[str, str]]:
+def parse_items(raw: object, uploaded: set[str] | None = None) -> list[tuple[str, str]]:
     """The ``items`` of a request as (course_id, source) pairs; RestoreRejected names what is wrong."""
     if not isinstance(raw, list) or not raw:
         raise RestoreRejected("items: a non-empty list of {source, course_id} objects is required.")
@@ -98,14 +101,14 @@ def target_key(course_id: str) -> CourseLocator | None:
     return key
 
 
-def plan(user, pairs: list[tuple[str, str]], uploads: dict[str, str]) -> list[PlannedItem]:
+def plan(user: User, pairs: list[tuple[str, str]], uploads: dict[str, str]) -> list[PlannedItem]:
     """Each requested restore checked and its source resolved; ``uploads`` maps file names to objects."""
     backend = get_backend()
     return [_plan_one(backend, user, course_id, source, uploads) for course_id, source in pairs]
 
 
 def _plan_one(
-    backend: CourseBackend, user, course_id: str, source: str, uploads: dict[str, str]
+    backend: CourseBackend, user: User, course_id: str, source: str, uploads: dict[str, str]
 ) -> PlannedItem:
     item = PlannedItem(course_id, source)
     key = target_key(course_id)
@@ -125,7 +128,7 @@ def _plan_one(
     return item
 
 
-def may_write(backend: CourseBackend, user, key: CourseKey) -> bool:
+def may_write(backend: CourseBackend, user: User, key: CourseKey) -> bool:
     """Write access to the course, or (for a course that does not exist) the right to create it."""
     if backend.has_write_access(user, key):
         return True
@@ -167,7 +170,7 @@ def _source_course(name: str) -> str | None:
     return None
 
 
-def _bucket_object(backend: CourseBackend, user, source: str) -> tuple[str, str]:
+def _bucket_object(backend: CourseBackend, user: User, source: str) -> tuple[str, str]:
     """A bucket key (with or without the key prefix), if it is an export or a backup the caller may read."""
     prefix = settings.EXPORTBULK_KEY_PREFIX
     name = source if source.startswith(prefix) else prefix + source
@@ -186,7 +189,7 @@ def _bucket_object(backend: CourseBackend, user, source: str) -> tuple[str, str]
 
 
 def create_restore(
-    user, pairs: list[tuple[str, str]], files: Iterable[tuple[str, BinaryIO]], options: dict
+    user: User, pairs: list[tuple[str, str]], files: Iterable[tuple[str, BinaryIO]], options: dict[str, Any]
 ) -> str:
     """Stage the uploaded tarballs, plan every item and start the process; return its id.
 
@@ -234,11 +237,11 @@ class Restored:
 
     outcome: str
     error: str = ""
-    findings: list | None = None
+    findings: list[dict[str, Any]] | None = None
 
 
 def restore_one(
-    item_id: str, course_id: str, object_name: str, user, options: dict, existed: bool = True
+    item_id: str, course_id: str, object_name: str, user: User, options: dict[str, Any], existed: bool = True
 ) -> Restored:
     """Unpack, check and (unless a dry run) apply one tarball. Storage errors other than a missing
     object propagate, for the caller to retry. ``existed``: whether the course existed when the
@@ -294,7 +297,7 @@ def run_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     return ItemOutcome(ItemStatus.SUCCESS, result)
 
 
-def present_item(item: BulkItem, ended: bool) -> dict:
+def present_item(item: BulkItem, ended: bool) -> dict[str, Any]:
     """An item as the status API shows it: its outcome, why it failed, and olxcleaner's findings."""
     status = {ItemStatus.SUCCESS: item.result.get("outcome"), ItemStatus.FAILED: FAILED}.get(
         ItemStatus(item.status), str(item.status)

@@ -5,12 +5,18 @@ always agrees with the report, in two queries whatever the number of items.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 
 from plugin_app import storage
 from plugin_app.data import ItemStatus, ProcessInfo, ProcessKind, ProcessStatus
 from plugin_app.models import BulkProcess
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django_stubs_ext import WithAnnotations
 
 _ENDED = (ProcessStatus.COMPLETED, ProcessStatus.FAILED, ProcessStatus.CANCELED)
 
@@ -19,7 +25,14 @@ class ProcessNotFound(Exception):
     """No process with that id belongs to the user (unknown and foreign ids look the same)."""
 
 
-def _with_counts(processes: QuerySet) -> QuerySet:
+class _Counts(TypedDict):
+    total_count: int
+    success_count: int
+    failed_count: int
+    canceled_count: int
+
+
+def _with_counts(processes: QuerySet[BulkProcess]) -> QuerySet[WithAnnotations[BulkProcess, _Counts]]:
     return processes.annotate(
         total_count=Count("items"),
         success_count=Count("items", filter=Q(items__status=ItemStatus.SUCCESS)),
@@ -28,7 +41,7 @@ def _with_counts(processes: QuerySet) -> QuerySet:
     )
 
 
-def _info(process: BulkProcess, detail: bool) -> ProcessInfo:
+def _info(process: WithAnnotations[BulkProcess, _Counts], detail: bool) -> ProcessInfo:
     """The process as the APIs show it; ``detail`` adds download URLs (presigned: worth skipping in lists)."""
     from plugin_app.lifecycle import KINDS
 
@@ -66,7 +79,7 @@ def _info(process: BulkProcess, detail: bool) -> ProcessInfo:
     )
 
 
-def owned_process(user, kind: ProcessKind, process_id: str) -> BulkProcess:
+def owned_process(user: User, kind: ProcessKind, process_id: str) -> BulkProcess:
     """The user's process of that kind; ProcessNotFound for unknown ids and other users' ids."""
     try:
         return BulkProcess.objects.get(kind=kind, owner=user, process_id=process_id)
@@ -74,7 +87,7 @@ def owned_process(user, kind: ProcessKind, process_id: str) -> BulkProcess:
         raise ProcessNotFound(process_id) from None
 
 
-def get_process(user, kind: ProcessKind, process_id: str) -> ProcessInfo:
+def get_process(user: User, kind: ProcessKind, process_id: str) -> ProcessInfo:
     """The user's process of that kind; ProcessNotFound for unknown ids and other users' ids."""
     try:
         process = _with_counts(BulkProcess.objects.filter(kind=kind, owner=user)).get(process_id=process_id)
@@ -83,7 +96,7 @@ def get_process(user, kind: ProcessKind, process_id: str) -> ProcessInfo:
     return _info(process, detail=True)
 
 
-def list_processes(user, kind: ProcessKind, offset: int, limit: int) -> tuple[list[ProcessInfo], int]:
+def list_processes(user: User, kind: ProcessKind, offset: int, limit: int) -> tuple[list[ProcessInfo], int]:
     """A page of the user's processes of that kind, newest first, and how many there are."""
     processes = BulkProcess.objects.filter(owner=user, kind=kind).order_by("-created", "-id")
     page = _with_counts(processes)[offset : offset + limit]

@@ -17,7 +17,7 @@ import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError
@@ -26,6 +26,9 @@ from django.conf import settings
 from isal import igzip
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.locator import CourseLocator
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 _CHUNK = 1024 * 1024
 # Below this many uncompressed bytes a high compression ratio costs nothing worth refusing.
@@ -48,7 +51,7 @@ class Unpacked:
     number: str = ""
     run: str = ""
     problems: list[str] = field(default_factory=list)
-    findings: list[dict] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     def refuse(self, problem: str) -> None:
         if len(self.problems) < _MAX_PROBLEMS:
@@ -67,9 +70,10 @@ class _Counted(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        data = self.raw.read(len(view))
+        view[: len(data)] = data
         self.count += len(data)
         return len(data)
 
@@ -77,7 +81,7 @@ class _Counted(io.RawIOBase):
 class _Bounded:
     """The decompressed stream, refusing more than the limits allow as it is read."""
 
-    def __init__(self, gz: BinaryIO, compressed: _Counted):
+    def __init__(self, gz: io.BufferedIOBase, compressed: _Counted):
         self.gz, self.compressed, self.count = gz, compressed, 0
         self.max_total = settings.EXPORTBULK_RESTORE_MAX_UNCOMPRESSED_BYTES
         self.max_ratio = settings.EXPORTBULK_RESTORE_MAX_COMPRESSION_RATIO
@@ -168,7 +172,8 @@ def _unpack_members(
 ) -> None:
     max_members = settings.EXPORTBULK_RESTORE_MAX_MEMBERS
     seen: set[str] = set()
-    with tarfile.open(fileobj=source, mode="r|") as tar:
+    # typeshed wants a seekable, writable file object; a stream ("r|") is only read.
+    with tarfile.open(fileobj=source, mode="r|") as tar:  # type: ignore[call-overload]
         for count, member in enumerate(tar, start=1):
             if count > max_members:
                 raise _Refused(f"The tarball has more than {max_members} members (the limit).")
@@ -176,7 +181,7 @@ def _unpack_members(
             kind = _member_kind(member)
             parts = _relative(member.name)
             if problem or kind:
-                result.refuse(f"Member {member.name!r} {problem or 'is ' + kind}.")
+                result.refuse(f"Member {member.name!r} {problem or f'is {kind}'}.")
                 continue
             if not parts:
                 continue  # the archive's root folder itself ("./")
@@ -230,6 +235,7 @@ def _read_course_pointer(course_dir: Path, result: Unpacked) -> None:
         result.refuse(f"The top folder {course_dir.name!r} holds no course.xml.")
         return
     pointer = safe_parse(pointer_path, forbid_dtd=True).getroot()
+    assert pointer is not None  # a parsed document has a root
     result.org, result.number, result.run = (pointer.get(a, "") for a in ("org", "course", "url_name"))
     if pointer.tag != "course" or not (result.org and result.number and result.run):
         result.refuse("course.xml is not a course pointer: it needs org, course and url_name.")
@@ -247,7 +253,7 @@ def _valid_key(org: str, number: str, run: str) -> bool:
     return True
 
 
-def olx_findings(course_dir: Path) -> list[dict]:
+def olx_findings(course_dir: Path) -> list[dict[str, Any]]:
     """olxcleaner's findings on an OLX course, as Studio's import asks for them, file names relative."""
     import olxcleaner
 
@@ -263,7 +269,7 @@ def olx_findings(course_dir: Path) -> list[dict]:
     return sorted(findings, key=lambda f: (-_LEVELS.index(f["level"]), f["file"], f["name"]))
 
 
-def blocking_findings(findings: list[dict]) -> list[dict]:
+def blocking_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The findings at or above ``EXPORTBULK_RESTORE_BLOCKING_LEVEL`` (none when it is empty)."""
     level = (settings.EXPORTBULK_RESTORE_BLOCKING_LEVEL or "").upper()
     if level not in _LEVELS:

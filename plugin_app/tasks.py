@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
 from django.conf import settings
@@ -21,10 +22,13 @@ from django.db import close_old_connections
 from plugin_app import backups, exports, lifecycle, restores, runners, uploads  # noqa: F401  (the kinds register themselves)
 from plugin_app.lease import ProcessBusy
 
+if TYPE_CHECKING:
+    from billiard.einfo import ExceptionInfo
+
 log = logging.getLogger(__name__)
 
 
-class BulkTask(Task):
+class BulkTask(Task[Any, None]):
     """A task of bulk work: delivered again if its worker dies, retried on transient errors."""
 
     acks_late = True
@@ -33,9 +37,16 @@ class BulkTask(Task):
     retry_backoff = 2
     retry_backoff_max = 60
     max_retries = 5
-    fail: Callable[[object, str], None]
+    fail: Callable[[Any, str], None]  # fail_item (an item id) or fail_process (a process id)
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+    def on_failure(
+        self,
+        exc: Exception,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: ExceptionInfo,
+    ) -> None:
         log.error("Bulk task %s(%s) failed: %r", self.name, args[0], exc)
         close_old_connections()  # the failure may have been the database connection's
         type(self).fail(args[0], f"The process could not run ({type(exc).__name__}).")
@@ -68,13 +79,14 @@ def run_process(self: ProcessTask, process_id: str) -> None:
         enqueue(self, process_id)
 
 
-def _later(task: Task, arg: object, busy: ProcessBusy) -> None:
+def _later(task: Task[Any, Any], arg: object, busy: ProcessBusy) -> None:
     # Not a failure: a fresh delivery, later, so that waiting uses up none of the retries.
     log.info("%s; checking again in %s s", busy, busy.retry_in)
     enqueue(task, arg, countdown=busy.retry_in)
 
 
-def enqueue(task: Task, arg: object, countdown: float | None = None) -> None:
+def enqueue(task: Task[Any, Any], arg: object, countdown: float | None = None) -> None:
     """Send a task to the workers, on the configured queue (if any; else the routes decide)."""
     queue = settings.EXPORTBULK_CELERY_QUEUE or None
-    task.apply_async(args=[arg], queue=queue, countdown=countdown)
+    # Celery takes None for both (the routes decide; no delay); celery-types wants values.
+    task.apply_async(args=(arg,), queue=queue, countdown=countdown)  # type: ignore[arg-type]

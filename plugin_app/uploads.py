@@ -15,7 +15,7 @@ import shutil
 import zipfile
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from opaque_keys.edx.keys import CourseKey
 
@@ -27,6 +27,9 @@ from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind, RowError, Uplo
 from plugin_app.manifest import ManifestRow, parse_manifest
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.upload import process_row
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ class UploadRejected(Exception):
         self.code, self.message, self.errors = code, message, errors
 
 
-def create_upload(user, manifest: bytes, content: BinaryIO, mode: UploadMode) -> str:
+def create_upload(user: User, manifest: bytes, content: BinaryIO, mode: UploadMode) -> str:
     """Check a bulk upload request whole, store its content, record its rows and queue it.
 
     Raises UploadRejected listing every error, lifecycle.QuotaExceeded or
@@ -79,7 +82,7 @@ def create_upload(user, manifest: bytes, content: BinaryIO, mode: UploadMode) ->
         raise
 
 
-def _check_course_access(user, course_lines: dict[str, list[int]]) -> list[RowError]:
+def _check_course_access(user: User, course_lines: dict[str, list[int]]) -> list[RowError]:
     backend = get_backend()
     refusals: dict[str, str | None] = {}
     for course_id in course_lines:

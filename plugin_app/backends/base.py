@@ -14,11 +14,15 @@ import shutil
 import tempfile
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import AssetLocator
 
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
+
+if TYPE_CHECKING:  # the model module needs the app registry; annotations only
+    from django.contrib.auth.models import User
 
 
 class CourseNotFound(Exception):
@@ -48,7 +52,7 @@ class CourseBackend(abc.ABC):
         """Whether the course exists."""
 
     @abc.abstractmethod
-    def has_write_access(self, user, course_key: CourseKey) -> bool:
+    def has_write_access(self, user: User, course_key: CourseKey) -> bool:
         """Whether ``user`` may author the course (Studio write access)."""
 
     @abc.abstractmethod
@@ -66,7 +70,7 @@ class CourseBackend(abc.ABC):
         ``asset.name`` as its display name; return its URL path (``/asset-v1:...``)."""
 
     @abc.abstractmethod
-    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user) -> dict:
+    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user: User) -> dict[str, Any]:
         """Store an English SRT transcript for the video block ``video_key`` (which may not exist
         yet) as Studio's transcript upload does: in edxval, under the video's ``edx_video_id``
         (a new external video unless the block has one). Return the fields the video block gets:
@@ -74,7 +78,7 @@ class CourseBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def resolve_unit(self, course_key: CourseKey, unit: str, user) -> UsageKey:
+    def resolve_unit(self, course_key: CourseKey, unit: str, user: User) -> UsageKey:
         """The unit named by a usage key, or by an outline path ``Section / Subsection / Unit``.
 
         Missing parts of an outline path are created (published, with block ids derived from
@@ -83,11 +87,11 @@ class CourseBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def create_component(self, unit_key: UsageKey, spec: ComponentSpec, user) -> UsageKey:
+    def create_component(self, unit_key: UsageKey, spec: ComponentSpec, user: User) -> UsageKey:
         """Create the component in the unit, or replace the one with the same block id."""
 
     @abc.abstractmethod
-    def publish(self, usage_key: UsageKey, user) -> None:
+    def publish(self, usage_key: UsageKey, user: User) -> None:
         """Publish the block and its children."""
 
     def batch(self, course_key: CourseKey) -> AbstractContextManager[object]:
@@ -101,12 +105,12 @@ class CourseBackend(abc.ABC):
     # Restore ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def can_create_course(self, user, course_key: CourseKey) -> bool:
+    def can_create_course(self, user: User, course_key: CourseKey) -> bool:
         """Whether ``user`` may create that course (Studio's course-creator right)."""
 
     @abc.abstractmethod
     def restore_course(
-        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user, token: str
+        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user: User, token: str
     ) -> None:
         """Make the course what the unpacked OLX course ``course_dir`` (exported as ``source_key``)
         holds, creating it if missing. ``course_dir`` lies in ``restore_workspace(token)``."""

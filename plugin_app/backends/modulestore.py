@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from opaque_keys import InvalidKeyError
@@ -32,19 +33,22 @@ from plugin_app.backends.base import (
 )
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 # A new video block plays the demo YouTube video unless told otherwise (VideoFields.youtube_id_1_0).
-_VIDEO_DEFAULTS = {"youtube_id_1_0": "", "download_video": True}
+_VIDEO_DEFAULTS: dict[str, Any] = {"youtube_id_1_0": "", "download_video": True}
 _CHUNK = 1024 * 1024
 _SVG = "image/svg+xml"
 
 
-def _store():
+def _store() -> Any:
     from xmodule.modulestore.django import modulestore
 
     return modulestore()
 
 
-def _transcripts_utils():
+def _transcripts_utils() -> Any:
     """Where the platform keeps ``Transcript``, ``clean_video_id`` and their exception: moved from
     xmodule/video_block/ to openedx/core/djangoapps/video_config/ (transcripts_ajax.py imports it
     from there)."""
@@ -55,14 +59,14 @@ def _transcripts_utils():
     return transcripts_utils
 
 
-def _courselike(key: CourseKey):
+def _courselike(key: CourseKey) -> Any:
     """The course (or legacy library) root block, or None; as Studio's ``export_olx`` task loads it."""
     if isinstance(key, LibraryLocator):
         return _store().get_library(key)
     return _store().get_course(key)
 
 
-def _child_titled(parent, category: str, title: str):
+def _child_titled(parent: Any, category: str, title: str) -> Any:
     return next(
         (c for c in parent.get_children() if c.location.block_type == category and c.display_name == title),
         None,
@@ -111,7 +115,7 @@ class ModulestoreBackend(CourseBackend):
             return _courselike(course_key) is not None
         return bool(_store().has_course(course_key))
 
-    def has_write_access(self, user, course_key: CourseKey) -> bool:
+    def has_write_access(self, user: User, course_key: CourseKey) -> bool:
         """Studio write access (common/djangoapps/student/auth.py), as Studio's export task checks it.
 
         Forward compatibility: where a course has openedx-authz's ``authz.enable_course_authoring``
@@ -207,6 +211,8 @@ class ModulestoreBackend(CourseBackend):
                 raise ValueError(f"File {asset.name} exceeds maximum size of {limit_mb} MB.")
             spool.flush()
             spool.seek(0)
+            data: bytes | Iterator[bytes]
+            path: str | None
             if asset.content_type == _SVG:
                 data, path = spool.read(), None
             else:
@@ -222,7 +228,7 @@ class ModulestoreBackend(CourseBackend):
         del_cached_content(location)
         return StaticContent.serialize_asset_key_with_slash(location)
 
-    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user) -> dict:
+    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user: User) -> dict[str, Any]:
         """Studio's transcript upload (cms/djangoapps/contentstore/views/transcripts_ajax.py
         ``upload_transcripts``): the video's edxval id, else a new external video; the SRT as
         SJSON in edxval with the custom provider; the block names ``<edx_video_id>-en.srt``.
@@ -262,7 +268,7 @@ class ModulestoreBackend(CourseBackend):
             raise ValueError(f"edxval has no video {edx_video_id}.")
         return {"edx_video_id": edx_video_id, "transcripts": {"en": video_transcript_name(edx_video_id)}}
 
-    def resolve_unit(self, course_key: CourseKey, unit: str, user) -> UsageKey:
+    def resolve_unit(self, course_key: CourseKey, unit: str, user: User) -> UsageKey:
         """A unit by usage key (mapped into the course: a key of another run names the same unit,
         as after a rerun), or by outline path."""
         try:
@@ -275,7 +281,7 @@ class ModulestoreBackend(CourseBackend):
                 return usage_key
         raise UnitNotFound(f"{unit} is not a unit of {course_key}")
 
-    def _ensure_outline(self, course_key: CourseKey, titles: list[str], user) -> UsageKey:
+    def _ensure_outline(self, course_key: CourseKey, titles: list[str], user: User) -> UsageKey:
         """Find or create each level by title, as Studio's ``create_xblock`` creates one
         (cms/djangoapps/contentstore/xblock_storage_handlers/create_xblock.py); then publish the
         new part (split auto-publishes sections and subsections, not units)."""
@@ -306,7 +312,7 @@ class ModulestoreBackend(CourseBackend):
                 store.publish(created, user.id)
         return parent.location
 
-    def create_component(self, unit_key: UsageKey, spec: ComponentSpec, user) -> UsageKey:
+    def create_component(self, unit_key: UsageKey, spec: ComponentSpec, user: User) -> UsageKey:
         """``create_child`` with the caller's block id, as Studio's ``create_xblock`` does with a
         random one; a block already there (a retried row) is updated as Studio's ``_save_xblock``
         updates one (xblock_storage_handlers/view_handlers.py)."""
@@ -329,11 +335,11 @@ class ModulestoreBackend(CourseBackend):
                 store.create_child(user.id, unit_key, spec.block_type, block_id=spec.block_id, fields=fields)
         return usage_key
 
-    def publish(self, usage_key: UsageKey, user) -> None:
+    def publish(self, usage_key: UsageKey, user: User) -> None:
         """As Studio's "make_public" (xblock_storage_handlers/view_handlers.py ``_save_xblock``)."""
         _store().publish(usage_key, user.id)
 
-    def can_create_course(self, user, course_key: CourseKey) -> bool:
+    def can_create_course(self, user: User, course_key: CourseKey) -> bool:
         """Studio's rule for creating a course: ``is_content_creator(user, org)``
         (common/djangoapps/student/auth.py: the CourseCreatorRole, which global staff hold, or the
         organization's OrgContentCreatorRole), as ``_create_or_rerun_course`` checks it
@@ -348,7 +354,7 @@ class ModulestoreBackend(CourseBackend):
         return Path(data_root) / "exportbulk-restore" if data_root else super().staging_root()
 
     def restore_course(
-        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user, token: str
+        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user: User, token: str
     ) -> None:
         """Studio's import task, ``import_olx`` (cms/djangoapps/contentstore/tasks.py): a missing
         course is created first as Studio's course creation does (``create_new_course`` in

@@ -23,6 +23,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 from defusedxml.ElementTree import fromstring as safe_fromstring
@@ -47,6 +48,9 @@ from plugin_app.backends.base import (
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 from plugin_app.files import atomic_file
 from plugin_app.fingerprint import FileDigests, tree_fingerprint
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 _DRAFT_ATTRS = ("parent_url", "index_in_children_list")
 _COMPONENT_TYPES = ("html", "problem", "video")
@@ -75,7 +79,9 @@ def _read_xml(path: Path) -> ElementTree.Element:
     batch = _batch_of(path)
     if batch and path in batch.staged:
         return batch.staged[path]
-    return safe_parse(path).getroot()
+    root = safe_parse(path).getroot()
+    assert root is not None  # a parsed document has a root
+    return root
 
 
 def _update_xml(path: Path, element: ElementTree.Element) -> None:
@@ -101,17 +107,17 @@ class _AssetPolicy:
     batch of the same course parses it again only if someone else changed it meanwhile.
     """
 
-    _last: dict[Path, tuple[tuple[int, int], dict]] = {}
+    _last: dict[Path, tuple[tuple[int, int], dict[str, dict[str, Any]]]] = {}
 
     def __init__(self, course_path: Path):
         self.path = course_path / "policies" / "assets.json"
-        self._entries: dict | None = None
+        self._entries: dict[str, dict[str, Any]] | None = None
 
     def _stamp(self) -> tuple[int, int]:
         stat = self.path.stat()
         return stat.st_mtime_ns, stat.st_size
 
-    def _read(self) -> dict:
+    def _read(self) -> dict[str, dict[str, Any]]:
         if self._entries is None:
             if not self.path.exists():
                 self._entries = {}
@@ -122,10 +128,10 @@ class _AssetPolicy:
                 self._entries = dict(entries) if fresh else json.loads(self.path.read_text("utf-8"))
         return self._entries
 
-    def get(self, name: str) -> dict:
+    def get(self, name: str) -> dict[str, Any]:
         return self._read().get(name, {})
 
-    def set(self, name: str, entry: dict) -> None:
+    def set(self, name: str, entry: dict[str, Any]) -> None:
         self._read()[name] = entry
 
     def save(self) -> None:
@@ -156,7 +162,8 @@ _held = threading.local()
 def _batches() -> dict[Path, _Batch]:
     if not hasattr(_held, "courses"):
         _held.courses = {}
-    return _held.courses
+    courses: dict[Path, _Batch] = _held.courses
+    return courses
 
 
 def _batch_of(path: Path) -> _Batch | None:
@@ -190,9 +197,9 @@ class _Course:
     def root_file(self) -> Path:
         return self.path / "course" / f"{self.url_name}.xml"
 
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         """The course's fields: attributes of its root block, overridden by its policy (as on import)."""
-        fields: dict = dict(_read_xml(self.root_file()).attrib) if self.root_file().exists() else {}
+        fields: dict[str, Any] = dict(_read_xml(self.root_file()).attrib) if self.root_file().exists() else {}
         policy_path = self.path / "policies" / self.url_name / "policy.json"
         if policy_path.exists():
             fields.update(json.loads(policy_path.read_text("utf-8")).get(f"course/{self.url_name}", {}))
@@ -231,10 +238,10 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
 
     name = "olx_directory"
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self._index: dict[CourseKey, _Course] = {}
-        self._index_stamp: tuple | None = None
+        self._index_stamp: tuple[tuple[str, int], ...] | None = None
         self._digests = FileDigests()
 
     @classmethod
@@ -248,7 +255,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
         entries = sorted(p for p in self.root.iterdir() if (p / "course.xml").is_file())
         stamp = tuple((p.name, (p / "course.xml").stat().st_mtime_ns) for p in entries)
         if stamp != self._index_stamp:
-            index = {}
+            index: dict[CourseKey, _Course] = {}
             for path in entries:
                 pointer = _read_xml(path / "course.xml")
                 org, number, run = pointer.get("org"), pointer.get("course"), pointer.get("url_name")
@@ -260,7 +267,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
 
     def _course(self, course_key: CourseKey) -> _Course:
         try:
-            return self._courses()[course_key.for_branch(None)]
+            return self._courses()[olx_restore.unbranched(course_key)]
         except KeyError:
             raise CourseNotFound(str(course_key)) from None
 
@@ -272,9 +279,9 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
                 CourseSummary(
                     course_id=str(key),
                     display_name=str(fields.get("display_name", key)),
-                    org=key.org,
-                    number=key.course,
-                    run=key.run,
+                    org=key.org or "",  # never empty: the index holds complete keys only
+                    number=key.course or "",
+                    run=key.run or "",
                     start=fields.get("start"),
                     end=fields.get("end"),
                     self_paced=fields.get("self_paced") in (True, "true"),
@@ -283,16 +290,16 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
         return summaries
 
     def course_exists(self, course_key: CourseKey) -> bool:
-        return course_key.for_branch(None) in self._courses()
+        return olx_restore.unbranched(course_key) in self._courses()
 
-    def has_write_access(self, user, course_key: CourseKey) -> bool:
+    def has_write_access(self, user: User, course_key: CourseKey) -> bool:
         if not (user and user.is_active):
             return False
         if user.is_staff:
             return True
         return Group.objects.filter(user=user, name=author_group_name(course_key)).exists()
 
-    def can_create_course(self, user, course_key: CourseKey) -> bool:
+    def can_create_course(self, user: User, course_key: CourseKey) -> bool:
         """Standalone has no course-creator role: staff create courses."""
         return bool(user and user.is_active and user.is_staff)
 
@@ -369,7 +376,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
                 policy.save()
         return f"/{asset_key}"
 
-    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user) -> dict:
+    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user: User) -> dict[str, Any]:
         """As a Studio export of a video with an edxval transcript has it: the SRT in
         ``static/<edx_video_id>-en.srt`` (edxval ``create_transcript_file``, outside the
         asset policy). The video keeps its ``edx_video_id`` on a retry."""
@@ -391,7 +398,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
             _write_atomic(course.path / "static" / name, srt)
         return {"edx_video_id": edx_video_id, "transcripts": {"en": name}}
 
-    def resolve_unit(self, course_key: CourseKey, unit: str, user) -> UsageKey:
+    def resolve_unit(self, course_key: CourseKey, unit: str, user: User) -> UsageKey:
         course = self._course(course_key)
         try:
             usage_key = UsageKey.from_string(unit)
@@ -420,12 +427,13 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
                         _write_xml(path, ElementTree.Element(block_type, {"display_name": title}))
                     course.add_pointer(parent_path, block_type, block_id)
                 parent_path = course.block_file(block_type, block_id)
+        assert block_id is not None  # the loop ran, down to the unit
         unit_key = course.usage_key("vertical", block_id)
         if batch:
             batch.units[tuple(titles)] = unit_key
         return unit_key
 
-    def create_component(self, unit_key: UsageKey, spec: ComponentSpec, user) -> UsageKey:
+    def create_component(self, unit_key: UsageKey, spec: ComponentSpec, user: User) -> UsageKey:
         course = self._course(unit_key.course_key)
         with course.locked(exclusive=True):
             draft = not course.block_file("vertical", unit_key.block_id).exists()
@@ -440,7 +448,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
             course.add_pointer(unit_path, spec.block_type, spec.block_id)
         return course.usage_key(spec.block_type, spec.block_id)
 
-    def publish(self, usage_key: UsageKey, user) -> None:
+    def publish(self, usage_key: UsageKey, user: User) -> None:
         """Move a draft unit and its draft children into the published tree."""
         course = self._course(usage_key.course_key)
         with course.locked(exclusive=True):
@@ -448,7 +456,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
             if not draft_path.exists():
                 return  # already published: blocks in the tree are the published version
             unit = _read_xml(draft_path)
-            parent_key = UsageKey.from_string(unit.get("parent_url")).map_into_course(course.key)
+            parent_key = UsageKey.from_string(unit.get("parent_url", "")).map_into_course(course.key)
             index = int(unit.get("index_in_children_list", "0"))
             for attr in _DRAFT_ATTRS:
                 unit.attrib.pop(attr, None)
@@ -485,7 +493,7 @@ def _component_element(spec: ComponentSpec) -> ElementTree.Element:
     raise ValueError(f"unsupported component type {spec.block_type!r}")
 
 
-def _video_element(attrs: dict, fields: dict) -> ElementTree.Element:
+def _video_element(attrs: dict[str, str], fields: dict[str, Any]) -> ElementTree.Element:
     """A video as Studio's export writes it (xmodule/video_block/video_block.py
     ``definition_to_xml``): with an ``edx_video_id``, edxval's ``<video_asset>`` (an external
     video: no encodings, duration 0) lists its transcripts, ``sub`` is emptied once English is

@@ -21,15 +21,27 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opaque_keys.edx.keys import CourseKey
+from opaque_keys.edx.locator import CourseLocator
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from plugin_app.backends.olx_directory import _Course
 
 STAGING = ".exportbulk-restore"
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 _TEXT_SUFFIXES = (".xml", ".html", ".json", ".csv")
+
+
+def unbranched(course_key: CourseKey) -> CourseKey:
+    """The key without its branch (``...+branch@draft`` names the same course)."""
+    return course_key.for_branch(None) if isinstance(course_key, CourseLocator) else course_key
 
 
 def staging_root(root: Path) -> Path:
@@ -58,7 +70,7 @@ def locked(path: Path) -> Iterator[None]:
 # Identity -------------------------------------------------------------------------------------
 
 
-def _key_patterns(old: CourseKey, new: CourseKey) -> list[tuple[re.Pattern, str]]:
+def _key_patterns(old: CourseKey, new: CourseKey) -> list[tuple[re.Pattern[str], str]]:
     o, n = old, new
     # A key part ends where a character that cannot be in it follows.
     end = r"(?![\w.~%:-])"
@@ -72,7 +84,7 @@ def _key_patterns(old: CourseKey, new: CourseKey) -> list[tuple[re.Pattern, str]
     return patterns
 
 
-def _rewrite_text(path: Path, patterns: list[tuple[re.Pattern, str]]) -> None:
+def _rewrite_text(path: Path, patterns: list[tuple[re.Pattern[str], str]]) -> None:
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -93,6 +105,8 @@ def _sub_file(path: Path, pattern: str, replacement: str) -> None:
 
 def rewrite_identity(course_dir: Path, old: CourseKey, new: CourseKey) -> None:
     """Give an unpacked OLX course the identity ``new`` (it was exported as ``old``)."""
+    if not (old.org and old.course and old.run and new.org and new.course and new.run):
+        raise ValueError(f"{old} or {new} is not a course run's key")
     q = re.escape
     pointer = course_dir / "course.xml"
     for attribute, value in (("org", new.org), ("course", new.course), ("url_name", new.run)):
@@ -159,7 +173,7 @@ def swapped_before(token_dir: Path) -> bool:
     except (OSError, ValueError):
         return False
     try:
-        done = Path(record["target"]).stat().st_ino == record["inode"]
+        done = Path(record["target"]).stat().st_ino == int(record["inode"])
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
@@ -173,16 +187,17 @@ class OlxRestoreMixin:
     """The restore methods of ``OlxDirectoryBackend`` (which has ``root`` and its course index)."""
 
     root: Path
+    _courses: Callable[[], dict[CourseKey, _Course]]
 
     def staging_root(self) -> Path:
         return staging_root(self.root)
 
     def restore_course(
-        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user, token: str
+        self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user: User, token: str
     ) -> None:
         """Give the tree the target's identity, then swap it in (see the module's docstring)."""
-        key = course_key.for_branch(None)
-        if source_key.for_branch(None) != key:
+        key = unbranched(course_key)
+        if unbranched(source_key) != key:
             rewrite_identity(course_dir, source_key, key)
         existing = self._courses().get(key)
         target = existing.path if existing else self.root / f"{key.org}+{key.course}+{key.run}"

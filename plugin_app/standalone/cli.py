@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -173,7 +174,7 @@ def backup(
     from django.core.management.base import CommandError
 
     seed_courses()
-    options: dict = {"changed_only": changed_only, "in_process": in_process, "all": all_courses}
+    options: dict[str, Any] = {"changed_only": changed_only, "in_process": in_process, "all": all_courses}
     options.update({"org": org} if org else {}, **({"courses": list(courses)} if courses else {}))
     if user:
         options["user"] = user

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -17,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from plugin_app import backups, exports, lifecycle, runners
 from plugin_app.data import ProcessKind, ProcessStatus
+from plugin_app.status import get_process
 
 POLL_SECONDS = 2.0
 
@@ -24,7 +26,7 @@ POLL_SECONDS = 2.0
 class Command(BaseCommand):
     help = "Back up courses (by default every course, changed ones only); exit 1 when a course failed."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         selection = parser.add_mutually_exclusive_group()
         selection.add_argument(
             "--all", action="store_true", help="every course the user may author (default)"
@@ -38,7 +40,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--timeout", type=float, default=23 * 3600, help="seconds to wait for the run")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         username = options["user"] or settings.EXPORTBULK_SERVICE_USERNAME
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
@@ -55,13 +57,13 @@ class Command(BaseCommand):
         self.stdout.write(f"Backup {process_id}: {len(course_ids)} course(s).")
         if options["in_process"]:
             runners.run_now(process_id)
-        info = lifecycle.get_process(user, ProcessKind.BACKUP, process_id)
+        info = get_process(user, ProcessKind.BACKUP, process_id)
         deadline = time.monotonic() + options["timeout"]
         while info.finished_at is None:
             if time.monotonic() > deadline:
                 raise CommandError(f"Backup {process_id} did not end within {options['timeout']:.0f} s.")
             time.sleep(POLL_SECONDS)
-            info = lifecycle.get_process(user, ProcessKind.BACKUP, process_id)
+            info = get_process(user, ProcessKind.BACKUP, process_id)
         for item in info.items or []:
             detail = item.get("reason") or item.get("key", "")
             self.stdout.write(f"{item['status']:<10} {item['course_id']}  {detail}")

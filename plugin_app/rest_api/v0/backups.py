@@ -8,11 +8,14 @@ whose bases these share.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from plugin_app import backups, exports, storage
@@ -56,7 +59,8 @@ class BackupView(BulkAPIView):
             **schema.AUTH_ERRORS,
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
+        assert request.user.is_authenticated  # the view's permission classes require it
         serializer = BackupRequestSerializer(data=request.data)
         if not serializer.is_valid():
             return api_error(400, _flatten(serializer.errors), "invalid_request")
@@ -78,8 +82,8 @@ class BackupStatusView(_StatusView):
     kind, api_id = ProcessKind.BACKUP, "api.backup.status"
 
     @extend_schema(responses={200: schema.ProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS})
-    def get(self, request, process_id: str):
-        response = super().get(request, process_id)
+    def get(self, request: Request, process_id: str) -> Response:
+        response: Response = super().get(request, process_id)
         result = response.data["result"]
         for item in result.get("items") or []:
             if item.get("url"):
@@ -105,7 +109,7 @@ class BackupCancelView(_CancelView):
     kind, api_id = ProcessKind.BACKUP, "api.backup.cancel"
 
 
-class _VersionSerializer(serializers.Serializer):
+class _VersionSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
     created = serializers.CharField()
     size = serializers.IntegerField()
@@ -113,7 +117,7 @@ class _VersionSerializer(serializers.Serializer):
     url = serializers.URLField()
 
 
-class _VersionsSerializer(serializers.Serializer):
+class _VersionsSerializer(serializers.Serializer[Any]):
     course_id = serializers.CharField()
     versions = _VersionSerializer(many=True)
 
@@ -128,7 +132,8 @@ class BackupVersionsView(BulkAPIView):
         responses={200: _VersionsSerializer, 400: schema.ErrorSerializer, 403: schema.ErrorSerializer,
                    **schema.AUTH_ERRORS},
     )  # fmt: skip
-    def get(self, request, course_id: str):
+    def get(self, request: Request, course_id: str) -> Response:
+        assert request.user.is_authenticated  # the view's permission classes require it
         try:
             course_key = CourseKey.from_string(course_id)
         except InvalidKeyError:

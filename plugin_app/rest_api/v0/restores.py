@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from plugin_app import api
@@ -32,20 +34,21 @@ from plugin_app.rest_api.v0.views import (
 )
 
 
-class _Item(serializers.Serializer):
-    source = serializers.CharField(
+class _Item(serializers.Serializer[Any]):
+    # The metaclass pops declared fields, so this shadows no Field.source at run time.
+    source = serializers.CharField(  # type: ignore[assignment]
         help_text="A bucket key, backup:latest, backup:<timestamp>, or a file name."
     )
     course_id = serializers.CharField(help_text="The target course.")
 
 
-class RestoreRequestSerializer(serializers.Serializer):
+class RestoreRequestSerializer(serializers.Serializer[Any]):
     items = _Item(many=True)
     dry_run = serializers.BooleanField(default=False, help_text="Run every check and change nothing.")
     overwrite = serializers.BooleanField(default=False, help_text="Replace courses that exist.")
 
 
-class RestoreUploadSerializer(serializers.Serializer):
+class RestoreUploadSerializer(serializers.Serializer[Any]):
     file = serializers.ListField(child=serializers.FileField(), help_text="Course tarballs (.tar.gz).")
     items = serializers.CharField(help_text="The items as a JSON list; a source may name an uploaded file.")
     dry_run = serializers.BooleanField(default=False)
@@ -62,7 +65,7 @@ def _too_large(size: int) -> RequestTooLarge:
     return RequestTooLarge(f"The request is {size} bytes; at most {limit} bytes of tarballs may be uploaded.")
 
 
-def _flag(data: Mapping, name: str, multipart: bool) -> bool:
+def _flag(data: Mapping[str, Any], name: str, multipart: bool) -> bool:
     value = data.get(name, False)
     if multipart and isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
         return value.lower() in ("true", "1")
@@ -83,7 +86,7 @@ class RestoreView(BulkAPIView):
 
     parser_classes = [JSONParser, MultiPartParser]
 
-    def initial(self, request, *args, **kwargs):
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Before authentication: a session's CSRF check would read the body.
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -111,7 +114,7 @@ class RestoreView(BulkAPIView):
             **schema.AUTH_ERRORS,
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         data = request.data
         if not isinstance(data, Mapping):
             return api_error(400, "The body must be a JSON object with items.", "invalid_request")
@@ -133,6 +136,7 @@ class RestoreView(BulkAPIView):
             return api_error(400, "items: a JSON list of {source, course_id} objects.", "invalid_request")
         except api.RestoreRejected as exc:
             return api_error(400, str(exc), "invalid_request")
+        assert request.user.is_authenticated  # the view's permission classes require it
         process_id = api.create_restore(request.user, pairs, [(f.name, f) for f in files], options)
         return Response({"processId": process_id}, status=status.HTTP_202_ACCEPTED)
 
