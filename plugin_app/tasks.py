@@ -34,15 +34,17 @@ class BulkTask(Task):
     retry_backoff_max = 60
     max_retries = 5
     fail: Callable[[object, str], None]
+    reason = "The process could not run ({})."
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         log.error("Bulk task %s(%s) failed: %r", self.name, args[0], exc)
         close_old_connections()  # the failure may have been the database connection's
-        type(self).fail(args[0], f"The process could not run ({type(exc).__name__}).")
+        type(self).fail(args[0], self.reason.format(type(exc).__name__))
 
 
 class ItemTask(BulkTask):
     fail = staticmethod(lifecycle.fail_item)
+    reason = "This course could not be run ({})."
 
 
 class ProcessTask(BulkTask):
