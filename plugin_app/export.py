@@ -13,7 +13,6 @@ from collections.abc import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
-from django.db import connections
 from opaque_keys.edx.keys import CourseKey
 
 from plugin_app import storage
@@ -58,9 +57,6 @@ def export_course(course_key: CourseKey, should_stop: Callable[[], bool] | None 
     except OSError as exc:
         log.warning("Export of %s failed: %s", course_key, exc)
         raise ExportError(f"Storage error: {exc.strerror or type(exc).__name__}.") from None
-    finally:
-        # Backends may touch the database from this thread; give its connection back.
-        connections.close_all()
     return name
 
 
