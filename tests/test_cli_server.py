@@ -60,6 +60,9 @@ def test_export_then_status_download_and_report_without_kind(run_cli, tmp_path, 
     status = run_cli("status", process_id, "--json")
     assert status.exit_code == 1  # one course failed
     assert json.loads(status.stdout)["kind"] == "export"
+    followed = run_cli("status", process_id, "--wait", "--interval", "0.05")
+    assert followed.exit_code == 1 and "Completed" in followed.stdout
+    assert f"Next: exportbulk download {process_id}" in followed.stdout
 
     downloaded = run_cli("download", process_id, "--output", str(tmp_path / "out"), "--json")
     files = [Path(name) for name in json.loads(downloaded.stdout)["files"]]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -100,6 +102,24 @@ def print_records(
         for header, cell in zip(headers[1:], row[1:], strict=True):
             if cell not in (None, ""):
                 console.print(Text.assemble(f"  {header}: ", _text(cell)), soft_wrap=True)
+
+
+def follow(console: Console, statuses: Iterator[dict[str, Any]], label: str, show: bool) -> dict[str, Any]:
+    """Read a process's statuses to the last one, drawing its progress when ``show``."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(*columns, console=console) if show else None
+    result: dict[str, Any] = {}
+    with progress or contextlib.nullcontext():
+        task = progress.add_task(label, total=None) if progress else None
+        for result in statuses:
+            if progress and task is not None:
+                progress.update(
+                    task,
+                    total=result.get("totalCount") or None,
+                    completed=(result.get("successCount") or 0) + (result.get("failedCount") or 0),
+                    description=f"{label} {result.get('status')}",
+                )
+    return result
 
 
 def row_errors(body: Any) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 from collections.abc import Callable
@@ -11,11 +10,10 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from tutor_exportbulk.cli.config import command_options
-from tutor_exportbulk.cli.output import CommandFailed
+from tutor_exportbulk.cli.output import CommandFailed, follow
 from tutor_exportbulk.client import OpenedxAPIError, OpenedxRESTAPIClient
 
 
@@ -55,32 +53,19 @@ class Runtime:
             render(self.console)
 
     def follow(self, process_id: str, kind: str | None, interval: float) -> dict[str, Any]:
-        """Poll a process to its end, with a progress bar for humans; the final status.
+        """Poll a process to its end (a progress bar for humans); its final status.
 
         Ctrl-C asks whether to cancel the process (a person only): yes cancels it and answers
         its status then; no leaves it running and stops following it.
         """
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        progress = None if self.as_json else Progress(*columns, console=self.console)
-        result: dict[str, Any] = {}
+        statuses = self.client.wait(process_id, kind=kind, interval=interval)
         try:
-            with progress or contextlib.nullcontext():
-                label = kind or "process"
-                task = progress.add_task(f"{label} {process_id}", total=None) if progress else None
-                for result in self.client.wait(process_id, kind=kind, interval=interval):
-                    if progress and task is not None:
-                        progress.update(
-                            task,
-                            total=result.get("totalCount") or None,
-                            completed=(result.get("successCount") or 0) + (result.get("failedCount") or 0),
-                            description=f"{result.get('kind', label)} {process_id} {result.get('status')}",
-                        )
+            return follow(self.console, statuses, f"{kind or 'process'} {process_id}", show=not self.as_json)
         except KeyboardInterrupt:
             if self.as_json or not click.confirm(f"\nCancel {process_id}?", default=False, err=True):
                 self.hint(f"{process_id} goes on; follow it with: {{prog}} status {process_id} --wait")
                 raise click.Abort() from None
-            return self.client.cancel(process_id, result.get("kind") or kind)
-        return result
+            return self.client.cancel(process_id, kind)
 
 
 def runtime_of(ctx: click.Context) -> Runtime:
