@@ -16,7 +16,6 @@ from typing import BinaryIO
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
-from django.db import connections
 from opaque_keys.edx.keys import CourseKey
 
 from plugin_app import storage

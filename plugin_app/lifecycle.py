@@ -273,8 +273,11 @@ def fail_item(item_id: int, reason: str) -> None:
     BulkItem.objects.filter(id=item_id, status__in=UNFINISHED).update(
         status=ItemStatus.FAILED, error=reason, finished_at=timezone.now(), lease_expires=None
     )
+    process_id = item.process.process_id.hex
+    if KINDS[item.process.kind].fan_out:
+        _send_window(process_id)  # its place in the window goes to the next item
     with contextlib.suppress(ProcessBusy):
-        maybe_finish(item.process.process_id.hex)
+        maybe_finish(process_id)
 
 
 # Ending -------------------------------------------------------------------------------------

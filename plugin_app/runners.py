@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, transaction
+from django.db import DatabaseError, InterfaceError, connections, transaction
 from django.utils import timezone
 
 from plugin_app.data import ItemOutcome, ItemStatus
@@ -156,6 +156,13 @@ def _run_batch(spec: KindSpec, process: BulkProcess, batch: list[BulkItem]) -> N
             finish_item(item, outcome, end=False)
 
 
+def _in_thread(spec: KindSpec, item: BulkItem) -> ItemOutcome:
+    try:
+        return outcome_of(spec, item)
+    finally:
+        connections.close_all()  # the backend may have used the database from this pool thread
+
+
 def run_now(process_id: str) -> None:
     """Run the whole process here and now (synchronous export, no broker, tests).
 
@@ -176,7 +183,7 @@ def run_now(process_id: str) -> None:
         workers = max(1, min(settings.EXPORTBULK_EXPORT_CONCURRENCY, len(claimed)))
         running = BulkItem.objects.filter(id__in=[i.id for i in claimed], status=ItemStatus.RUNNING)
         with renewing(running), ThreadPoolExecutor(workers, thread_name_prefix="exportbulk") as pool:
-            futures = {pool.submit(outcome_of, spec, item): item for item in claimed}
+            futures = {pool.submit(_in_thread, spec, item): item for item in claimed}
             for future in as_completed(futures):
                 finish_item(futures[future], future.result(), end=False)
     maybe_finish(process_id)

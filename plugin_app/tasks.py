@@ -38,6 +38,7 @@ class BulkTask(Task[Any, None]):
     retry_backoff_max = 60
     max_retries = 5
     fail: Callable[[Any, str], None]  # fail_item (an item id) or fail_process (a process id)
+    reason = "The process could not run ({})."
 
     def on_failure(
         self,
@@ -49,11 +50,12 @@ class BulkTask(Task[Any, None]):
     ) -> None:
         log.error("Bulk task %s(%s) failed: %r", self.name, args[0], exc)
         close_old_connections()  # the failure may have been the database connection's
-        type(self).fail(args[0], f"The process could not run ({type(exc).__name__}).")
+        type(self).fail(args[0], self.reason.format(type(exc).__name__))
 
 
 class ItemTask(BulkTask):
     fail = staticmethod(lifecycle.fail_item)
+    reason = "This course could not be run ({})."
 
 
 class ProcessTask(BulkTask):

@@ -233,3 +233,28 @@ def test_upload_into_a_course_with_5000_assets_has_the_small_courses_outcome(sta
     added_small = set(json.loads(small_policy.read_text())) - small_before
     assert set(assets) - set(existing) == added_small and len(added_small) == 36  # html, problem: none
     assert all(assets[name] == entry for name, entry in existing.items())
+
+
+def test_an_item_whose_task_gave_up_fails_and_the_next_is_sent(
+    staff, sample_course, local_storage, settings, monkeypatch
+):
+    from celery import current_app
+
+    from plugin_app import tasks
+
+    sent: list[int] = []
+    monkeypatch.setattr(tasks, "enqueue", lambda task, arg, countdown=None: sent.append(arg))
+    settings.EXPORTBULK_ITEMS_IN_FLIGHT = 1
+    current_app.conf.task_always_eager = False
+    try:
+        process_id = export_of(staff, 2)
+    finally:
+        current_app.conf.task_always_eager = True
+    first, second = BulkItem.objects.filter(process__process_id=process_id).order_by("position")
+    assert sent == [first.id]
+    tasks.run_item.on_failure(ConnectionError("down"), "task-id", (first.id,), {}, None)
+    assert BulkItem.objects.get(id=first.id).error == "This course could not be run (ConnectionError)."
+    assert sent == [first.id, second.id]
+    runners.work_on_item(second.id)
+    info = api.get_process(staff, ProcessKind.EXPORT, process_id)
+    assert (info.status, info.success_count, info.failed_count) == ("Completed", 1, 1)
