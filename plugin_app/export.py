@@ -70,11 +70,7 @@ def export_course(course_key: CourseKey, should_stop: Callable[[], bool] | None 
     ``should_stop`` is asked between parts; if it says so, storage.Stopped is raised and no object is left.
     """
     name = storage_name(lambda: storage.export_name(str(course_key)))
-    try:
-        write_course(course_key, name, should_stop)
-    finally:
-        # Backends may touch the database from this thread; give its connection back.
-        connections.close_all()
+    write_course(course_key, name, should_stop)
     return name
 
 
