@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from tutor_exportbulk.client.processes import ProcessesMixin, register_kind
+from tutor_exportbulk.client.processes import ProcessesMixin, course_selection, register_kind
 
 BACKUP_PATH = "/api/courses/v0/backup/"
 BACKUP_STATUS_PATH = "/api/courses/v0/backup/status/"
@@ -40,13 +40,7 @@ class BackupsMixin(ProcessesMixin):
         Returns:
             ``{"processId": ...}``: the run is always asynchronous (see ``backup_status``).
         """
-        body: dict[str, Any] = {"changed_only": changed_only}
-        if course_ids is not None:
-            body["courses"] = list(course_ids)
-        if org is not None:
-            body["org"] = org
-        if all:
-            body["all"] = True
+        body = {**course_selection(course_ids, org, all), "changed_only": changed_only}
         answer: dict[str, Any] = self._answer(
             self._send("POST", self.studio_url + BACKUP_PATH, json=body), ok=(202,)
         )

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tutor_exportbulk.client.errors import json_or_none
-from tutor_exportbulk.client.processes import ProcessesMixin, register_kind
+from tutor_exportbulk.client.processes import ProcessesMixin, course_selection, register_kind
 
 EXPORT_PATH = "/api/courses/v0/export/"
 EXPORT_STATUS_PATH = "/api/courses/v0/export/status/"
@@ -40,13 +40,7 @@ class ExportsMixin(ProcessesMixin):
             ``{"successful_uploads": {course_id: url}, "failed_uploads": {course_id: reason}}``;
             a partial failure is returned too, not raised. With ``async_``: ``{"processId": ...}``.
         """
-        body: dict[str, Any] = {}
-        if course_ids is not None:
-            body["courses"] = list(course_ids)
-        if org is not None:
-            body["org"] = org
-        if all:
-            body["all"] = True
+        body = course_selection(course_ids, org, all)
         if async_:
             body["async"] = True
         response = self._send("POST", self.studio_url + EXPORT_PATH, json=body)
@@ -74,6 +68,6 @@ class ExportsMixin(ProcessesMixin):
         Calls the ``/api/courses/v0/export/status/list`` Studio endpoint.
 
         Returns:
-            ``{"userId", "count", "next", "previous", "uploads": [{"processId", "uploadedDate", "status"}]}``
+            ``{"userId", "count", "next", "previous", "exports": [{"processId", "uploadedDate", "status"}]}``
         """
         return self.process_list("export", page)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -25,6 +25,18 @@ PROCESS_PATH = "/api/courses/v0/processes/"
 FINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
 # kind -> Studio path of its status API; "<path><processId>" and "<path>list" answer.
 STATUS_PATHS: dict[str, str] = {}
+
+
+def course_selection(course_ids: Iterable[str] | None, org: str | None, all: bool) -> dict[str, Any]:
+    """The request body naming the courses of an export or backup: a list, an organization or all."""
+    body: dict[str, Any] = {}
+    if course_ids is not None:
+        body["courses"] = list(course_ids)
+    if org is not None:
+        body["org"] = org
+    if all:
+        body["all"] = True
+    return body
 
 
 def register_kind(kind: str, status_path: str) -> None:
