@@ -124,7 +124,7 @@ def run_export(process_id: str) -> None:
             item.finished_at = timezone.now()
             item.save(update_fields=["status", "result", "error", "finished_at"])
 
-        export_many(pending, on_done)
+        export_many(pending, on_done, process.process_id.hex)
         _finish(process)
 
 

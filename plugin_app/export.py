@@ -31,10 +31,15 @@ class ExportError(Exception):
     """An export of one course failed; the message is safe to show to the caller."""
 
 
-def export_course(course_key: CourseKey) -> str:
-    """Export one course into storage; return the storage name of its tarball."""
+def export_course(course_key: CourseKey, process_id: str = "") -> str:
+    """Export one course into storage; return the storage name of its tarball.
+
+    With a process, the tarball is stored under that process's own name (what its URLs serve),
+    then copied to the course's usual name (``<course_id>.tar.gz``), the latest export.
+    """
     try:
-        name = storage.export_name(str(course_key))
+        latest = storage.export_name(str(course_key))
+        name = storage.export_name(str(course_key), process_id)
     except (ValueError, SuspiciousFileOperation):
         # e.g. an old-style key "../../x": its object key would leave the configured prefix.
         raise ExportError("The course id cannot be used as a storage object name.") from None
@@ -45,6 +50,8 @@ def export_course(course_key: CourseKey) -> str:
                 raise ExportError(f"The course's url_name {tree.root_name!r} cannot name a folder.")
             with storage.open_writer(name, TARBALL_CONTENT_TYPE) as out:
                 write_tarball(tree, out, settings.EXPORTBULK_COMPRESSION_LEVEL)
+        if name != latest:
+            storage.copy(name, latest)
     except CourseNotFound:
         raise ExportError("Course not found.") from None
     except (BotoCoreError, ClientError) as exc:
@@ -75,6 +82,7 @@ def _storage_reason(exc: Exception) -> str:
 def export_many(
     course_keys: Iterable[CourseKey],
     on_done: Callable[[CourseKey, str | None, str | None], None],
+    process_id: str = "",
 ) -> None:
     """Export the courses concurrently; call ``on_done(key, storage_name, error)`` as each ends.
 
@@ -85,7 +93,7 @@ def export_many(
         return
     workers = max(1, min(settings.EXPORTBULK_EXPORT_CONCURRENCY, len(keys)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="exportbulk") as pool:
-        futures = {pool.submit(export_course, key): key for key in keys}
+        futures = {pool.submit(export_course, key, process_id): key for key in keys}
         for future in as_completed(futures):
             key = futures[future]
             name, error = None, None

@@ -226,7 +226,9 @@ def _check_unit(unit: str, course_id: str, error) -> None:
         except ValueError as exc:
             error("unit", f"{unit!r} is neither a usage key nor an outline path: {exc}.")
         return
-    if usage_key.block_type != "vertical":
+    if usage_key.deprecated:  # i4x://...: no run, so it names no course of today's keys
+        error("unit", f"{unit!r} is an old-style i4x:// key; give the unit's block-v1: usage key.")
+    elif usage_key.block_type != "vertical":
         error("unit", f"{unit!r} is a {usage_key.block_type}, not a unit (vertical).")
     elif str(usage_key.course_key.for_branch(None)) != course_id:
         error("unit", f"{unit!r} is not a unit of {course_id}.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -112,9 +113,25 @@ def object_name(*parts: str) -> str:
     return name
 
 
-def export_name(course_id: str) -> str:
-    """Where the export of one course is stored."""
-    return object_name(settings.EXPORTBULK_EXPORT_KEY_TEMPLATE.format(course_id=course_id))
+def export_name(course_id: str, process_id: str = "") -> str:
+    """Where the export of one course is stored: its latest, or the one a process made.
+
+    A process's own object is never overwritten, so a URL given for a process serves what that
+    process exported even on a bucket without versioning; the latest is a copy of it.
+    """
+    name = settings.EXPORTBULK_EXPORT_KEY_TEMPLATE.format(course_id=course_id)
+    return object_name("exports", process_id, name) if process_id else object_name(name)
+
+
+def copy(source: str, target: str) -> None:
+    """Copy one stored object onto another name (in S3 without downloading it), atomically."""
+    store = get_storage()
+    if isinstance(store, SharedClientS3Storage):
+        # boto3's managed copy: one CopyObject, or a multipart copy past 5 GiB.
+        store.client.copy({"Bucket": store.bucket_name, "Key": source}, store.bucket_name, target)
+        return
+    with store.open(source, "rb") as data, atomic_file(store.path(target)) as out:
+        shutil.copyfileobj(data, out, 1024 * 1024)
 
 
 class _S3MultipartWriter:

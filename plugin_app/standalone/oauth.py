@@ -15,19 +15,22 @@ import time
 import jwt
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from oauth2_provider.models import AbstractApplication, get_access_token_model
+from django.views.decorators.debug import sensitive_variables
+from oauth2_provider.models import get_access_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.views import TokenView
 
+from plugin_app.standalone.throttle import is_throttled, record_failure, too_many
+
+_THROTTLE_GROUP = "exportbulk.token"
+
 
 class StandaloneOAuth2Validator(OAuth2Validator):
-    """DOT's validator with the rules service clients rely on (LMS-like), and one of our own."""
+    """DOT's validator with the rules service clients rely on (LMS-like).
 
-    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs) -> bool:
-        # A confidential service client may also use the password grant (enrollment seed).
-        if grant_type == "password" and client.client_type == AbstractApplication.CLIENT_CONFIDENTIAL:
-            return True
-        return super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
+    Grant types are DOT's: an application uses the one it is registered for, so the password
+    grant works only through an application registered for it, never a client-credentials one.
+    """
 
     def authenticate_client(self, request, *args, **kwargs) -> bool:
         # The client acts as its user: a deactivated user's clients get no token.
@@ -42,6 +45,7 @@ class StandaloneOAuth2Validator(OAuth2Validator):
         return super()._create_access_token(expires, request, token, source_refresh_token)
 
 
+@sensitive_variables("private", "key")
 def make_jwt(user, expires_in: int, scopes: list[str], grant_type: str) -> str:
     """A JWT for the user, with the LMS's claims (version 1.2.0)."""
     now = int(time.time())
@@ -73,7 +77,11 @@ class AccessTokenView(TokenView):
     """DOT's token view; with ``token_type=jwt`` the bearer token is exchanged for a JWT."""
 
     def post(self, request, *args, **kwargs) -> HttpResponse:
+        if is_throttled(request, _THROTTLE_GROUP, "client_id"):
+            return too_many(as_json=True)
         response = super().post(request, *args, **kwargs)
+        if response.status_code in (400, 401):  # a wrong client, secret, password or grant
+            record_failure(request, _THROTTLE_GROUP, "client_id")
         if response.status_code != 200 or request.POST.get("token_type", "").lower() != "jwt":
             return response
         body = json.loads(response.content)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -17,10 +19,30 @@ class _StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class _BoundedListField(serializers.ListField):
+    """A list whose length is checked before any of its items is (a huge list costs nothing)."""
+
+    def __init__(self, *, max_length_setting: str, noun: str, **kwargs):
+        self.max_length_setting, self.noun = max_length_setting, noun
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        limit = getattr(settings, self.max_length_setting)
+        if isinstance(data, list) and len(data) > limit:
+            raise serializers.ValidationError(f"{len(data)} {self.noun} requested; at most {limit} per request.")
+        return super().to_internal_value(data)
+
+
 class ExportRequestSerializer(serializers.Serializer):
     """``{"courses": [...]}``, ``{"org": "X"}`` or ``{"all": true}``, with an optional ``"async"``."""
 
-    courses = serializers.ListField(child=_StrictCharField(max_length=255), required=False, allow_empty=False)
+    courses = _BoundedListField(
+        max_length_setting="EXPORTBULK_MAX_COURSES_PER_REQUEST",
+        noun="courses",
+        child=_StrictCharField(max_length=255),
+        required=False,
+        allow_empty=False,
+    )
     org = _StrictCharField(required=False, max_length=255)
     all = serializers.BooleanField(required=False, default=False)
     # Sent as "async" (a Python keyword, hence the rename in get_fields).
@@ -37,14 +59,9 @@ class ExportRequestSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
     def validate_courses(self, courses: list[str]) -> list[str]:
-        duplicates = sorted({c for c in courses if courses.count(c) > 1})
+        duplicates = sorted(c for c, count in Counter(courses).items() if count > 1)
         if duplicates:
             raise serializers.ValidationError(f"Duplicate course ids: {', '.join(duplicates)}.")
-        limit = settings.EXPORTBULK_MAX_COURSES_PER_REQUEST
-        if len(courses) > limit:
-            raise serializers.ValidationError(
-                f"{len(courses)} courses requested; at most {limit} per request."
-            )
         return courses
 
     def validate(self, attrs: dict) -> dict:

@@ -12,20 +12,20 @@ import logging
 
 from django.conf import settings
 from django.core import signing
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import FileResponse
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import FileResponse, Http404
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from plugin_app import api, storage, tasks
+from plugin_app import access, api, storage, tasks
 from plugin_app.data import ProcessKind, RowError, UploadMode
 from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.envelope import absolute_urls, envelope, format_time, process_result
@@ -48,22 +48,69 @@ class IsActiveUser(BasePermission):
         return bool(request.user and request.user.is_active)
 
 
+class BodyTooLarge(APIException):
+    status_code, default_code = 413, "request_too_large"
+
+
+class LengthRequired(APIException):
+    status_code, default_code = 411, "length_required"
+    default_detail = "Send the body with a Content-Length header (chunked bodies are not accepted)."
+
+
 class BulkAPIView(APIView):
-    """Authenticated as the platform's own APIs are; errors as ``developer_message``."""
+    """Authenticated as the platform's own APIs are; every error as JSON ``developer_message``."""
 
     permission_classes = [IsAuthenticated, IsActiveUser]
 
     def get_authenticators(self):
         return [import_string(path)() for path in settings.EXPORTBULK_AUTHENTICATION_CLASSES]
 
+    def max_body_bytes(self) -> int:
+        """The largest body this endpoint reads; Django's own limit for bodies read into memory."""
+        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**63
+
+    def initial(self, request, *args, **kwargs):
+        # Before authentication, which may parse a form (CSRF): a body too large is never read.
+        _check_declared_length(request, self.max_body_bytes())
+        super().initial(request, *args, **kwargs)
+
     def handle_exception(self, exc):
         for kind, (status_code, message, code) in _REQUEST_LIMITS.items():
             if isinstance(exc, kind):
                 return api_error(status_code, message, code)
+        if not isinstance(exc, (APIException, Http404, PermissionDenied)):
+            log.exception("Unexpected error in %s", type(self).__name__)
+            return api_error(500, "Internal error; see the server logs.", "server_error")
         response = super().handle_exception(exc)
         if isinstance(exc, APIException):
             response.data = {"developer_message": _flatten(exc.detail), "error_code": exc.default_code}
         return response
+
+
+def _check_declared_length(request, limit: int) -> None:
+    """Refuse a body by its declared length, before a byte of it is read (Django reads no more)."""
+    meta = request.META
+    declared = meta.get("CONTENT_LENGTH") or ""
+    if not declared:
+        if meta.get("HTTP_TRANSFER_ENCODING", "").lower() not in ("", "identity"):
+            raise LengthRequired()
+        return
+    try:
+        size = int(declared)
+    except ValueError:
+        raise ParseError("The Content-Length header is not a number.") from None
+    if size > limit:
+        raise BodyTooLarge(f"The request body is {size} bytes; the limit is {limit}.")
+
+
+class _BoundedJSONParser(JSONParser):
+    """DRF's JSON parser; JSON nested too deep for the decoder is a 400, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 # Django's own limits on a request (DATA_UPLOAD_MAX_*), met while DRF parses it.
@@ -102,7 +149,7 @@ class ExportView(BulkAPIView):
     * 202 ``{"processId": ...}`` for ``"async": true``; see ``export/status/<processId>``.
     """
 
-    parser_classes = [JSONParser]
+    parser_classes = [_BoundedJSONParser]
 
     @extend_schema(
         operation_id="bulk_export",
@@ -178,6 +225,7 @@ class _StatusView(BulkAPIView):
         except api.ProcessNotFound:
             message = f"Process Id {process_id} is not found in the system"
             return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
+        info = access.as_allowed_now(request.user, info)
         return Response(envelope(self.api_id, process_result(info, request)))
 
 
@@ -185,6 +233,7 @@ class _StatusListView(BulkAPIView):
     kind: ProcessKind
     api_id: str
     page_size = 20
+    max_page = 1_000_000  # beyond any real history; keeps the row offset a small number
 
     @extend_schema(
         parameters=[
@@ -201,6 +250,9 @@ class _StatusListView(BulkAPIView):
             return Response(
                 envelope(self.api_id, {}, "INVALID_REQUEST", "page and page_size are numbers."), 400
             )
+        if page > self.max_page:
+            message = f"page is at most {self.max_page}."
+            return Response(envelope(self.api_id, {}, "INVALID_REQUEST", message), 400)
         infos, count = api.list_processes(request.user, self.kind, (page - 1) * size, size)
         result = {
             "userId": request.user.id,
@@ -263,6 +315,14 @@ class BulkUploadView(BulkAPIView):
     """
 
     api_id = "api.bulkupload.content"
+
+    def max_body_bytes(self) -> int:
+        # The ZIP and the manifest at their limits, and room for the form's own lines.
+        return (
+            settings.EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES
+            + settings.EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES
+            + 1024 * 1024
+        )
 
     @extend_schema(
         operation_id="bulk_upload",
