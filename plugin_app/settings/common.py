@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES": 2 * 1024**3,
     "EXPORTBULK_UPLOAD_MAX_COMPRESSION_RATIO": 100,
     "EXPORTBULK_UPLOAD_MAX_CELL_CHARS": 1000,
+    # Bytes one upload may write into courses: a file named by many rows counts once per row.
+    "EXPORTBULK_UPLOAD_MAX_WRITE_BYTES": 4 * 1024**3,
     "EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES": 10 * 1024**2,
     # Course backend: "modulestore", "olx_directory", or a dotted path; empty picks
     # modulestore inside edx-platform and olx_directory elsewhere.
@@ -48,8 +50,9 @@ DEFAULTS: dict[str, Any] = {
     # Celery queue of the app's tasks (the CMS worker's default queue under Tutor).
     "EXPORTBULK_CELERY_QUEUE": "",
     # Authentication classes of the REST API, as dotted paths.
+    # The JWT class is edx-drf-extensions' JwtAuthentication refusing unknown or inactive users.
     "EXPORTBULK_AUTHENTICATION_CLASSES": [
-        "edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication",
+        "plugin_app.authentication.ExistingUserJwtAuthentication",
         "openedx.core.lib.api.authentication.BearerAuthenticationAllowInactiveUser",
         "edx_rest_framework_extensions.auth.session.authentication.SessionAuthenticationAllowInactiveUser",
     ],

@@ -125,8 +125,8 @@ JWT_AUTH = {
     "JWT_VERIFY_EXPIRATION": True,
     "JWT_EXPIRATION_DELTA_SECONDS": int(os.environ.get("EXPORTBULK_TOKEN_EXPIRE_SECONDS", "3600")),
 }
-# As edx-platform does (cms/envs/common.py, lms/envs/common.py): a JWT's claims are possibly stale, so they never
-# rewrite the user (the default mapping copies "administrator" into is_staff).
+# As edx-platform does (cms/envs/common.py): a JWT's claims are possibly stale, so they never
+# rewrite the user (edx-drf-extensions' default mapping copies "administrator" into is_staff).
 EDX_DRF_EXTENSIONS = {"JWT_PAYLOAD_USER_ATTRIBUTE_MAPPING": {}, "JWT_PAYLOAD_MERGEABLE_USER_ATTRIBUTES": []}
 OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "plugin_app.standalone.oauth.StandaloneOAuth2Validator",
@@ -198,7 +198,10 @@ CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
         if _CACHE_URL
-        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(HOME / "cache")}
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(HOME / "cache"),
+        }
     )
 }
 

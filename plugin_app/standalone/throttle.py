@@ -62,7 +62,9 @@ def record_failure(request: HttpRequest, group: str, field: str) -> None:
 def too_many(as_json: bool) -> HttpResponse:
     message = "Too many failed attempts; try again later."
     if as_json:
-        response: HttpResponse = JsonResponse({"error": "rate_limited", "error_description": message}, status=429)
+        response: HttpResponse = JsonResponse(
+            {"error": "rate_limited", "error_description": message}, status=429
+        )
     else:
         response = HttpResponse(message, status=429, content_type="text/plain")
     response["Retry-After"] = "60"

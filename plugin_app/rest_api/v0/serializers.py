@@ -29,7 +29,9 @@ class _BoundedListField(serializers.ListField):
     def to_internal_value(self, data):
         limit = getattr(settings, self.max_length_setting)
         if isinstance(data, list) and len(data) > limit:
-            raise serializers.ValidationError(f"{len(data)} {self.noun} requested; at most {limit} per request.")
+            raise serializers.ValidationError(
+                f"{len(data)} {self.noun} requested; at most {limit} per request."
+            )
         return super().to_internal_value(data)
 
 
