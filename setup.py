@@ -43,6 +43,7 @@ PLUGIN_REQUIRES = [
     "click>=8.1",
     "jinja2>=3.1",
     "requests>=2.31",
+    "requests-toolbelt>=1.0",
     "rich>=13.0",
 ]
 
@@ -50,18 +51,24 @@ setup(
     name="tutor-exportbulk",
     version=ABOUT["__version__"],
     url="https://github.com/tutor-exportbulk/tutor-exportbulk",
-    license="AGPLv3",
+    license_expression="AGPL-3.0-only",
+    license_files=["LICENSE.txt"],
     author="tutor-exportbulk developers",
     description="Bulk course export to S3 and bulk content upload for Open edX, as a Tutor plugin",
     long_description=load_readme(),
     long_description_content_type="text/markdown",
-    packages=find_packages(exclude=["tests*", "bench*"]),
-    include_package_data=True,
+    packages=find_packages(include=["tutor_exportbulk*", "plugin_app*"]),
+    # Data files, named where they live (setuptools warns about data folders that are not packages when
+    # they are pulled in by include_package_data; tests/test_package.py checks that the wheel holds them).
+    package_data={
+        "tutor_exportbulk": ["py.typed", "patches/*", "templates/**/*"],
+        "plugin_app": ["standalone/courses/**/*"],
+    },
     python_requires=">=3.11",
     install_requires=PLUGIN_REQUIRES + APP_REQUIRES,
     extras_require={
         # The standalone server: its production WSGI server, MySQL driver and Celery's Redis transport.
-        "standalone": ["gunicorn>=22.0", "PyMySQL>=1.1", "redis>=5.0", "django-ratelimit>=4.1"],
+        "standalone": ["gunicorn>=25.1", "PyMySQL>=1.1", "redis>=5.0", "django-ratelimit>=4.1"],
         "test": [
             "pytest>=8.0",
             "hypothesis>=6.100",
@@ -72,6 +79,19 @@ setup(
             "olxcleaner>=0.3",
             "tutor-minio>=22.0.0,<23.0.0",
             "ruff>=0.6",
+            # make test-types, test-package, changelog (see the Makefile)
+            "mypy>=1.11",
+            "django-stubs>=5.1",
+            "djangorestframework-stubs>=3.15",
+            "celery-types>=0.22",
+            "botocore-stubs>=1.34",
+            "types-defusedxml>=0.7",
+            "types-PyMySQL>=1.1",
+            "types-PyYAML>=6.0",
+            "types-requests>=2.31",
+            "build>=1.2",
+            "twine>=6.1",
+            "scriv>=1.5",
         ],
     },
     entry_points={

@@ -64,7 +64,8 @@ def authorable_courses(user, org: str | None = None) -> list[str]:
     return [
         summary.course_id
         for summary in backend.list_courses()
-        if (org is None or summary.org == org)
+        # Case-insensitive, as Studio's org filter (``CourseOverview.get_all_courses(orgs=...)``).
+        if (org is None or summary.org.lower() == org.lower())
         and backend.has_write_access(user, CourseKey.from_string(summary.course_id))
     ]
 
@@ -139,9 +140,8 @@ def create_upload(user, manifest: bytes, content: BinaryIO, mode: UploadMode) ->
     zip_names, errors = check_zip(content)
     archive = zipfile.ZipFile(content) if not errors else None
     parsed, row_errors = parse_manifest(manifest, mode, zip_names, archive)
-    errors += row_errors
-    if not errors:
-        errors += _check_course_access(user, parsed.rows)
+    errors += row_errors + _check_course_access(user, parsed.course_lines)
+    errors.sort(key=lambda error: error.row or 0)  # every problem in one answer, in manifest order
     if errors:
         raise UploadRejected(
             "INVALID_MANIFEST", f"The request has {len(errors)} error(s); nothing was uploaded.", errors
@@ -165,19 +165,20 @@ def create_upload(user, manifest: bytes, content: BinaryIO, mode: UploadMode) ->
     return process.process_id.hex
 
 
-def _check_course_access(user, rows: list[ManifestRow]) -> list[RowError]:
+def _check_course_access(user, course_lines: dict[str, list[int]]) -> list[RowError]:
     backend = get_backend()
     refusals: dict[str, str | None] = {}
-    for course_id in {row.course_id for row in rows}:
+    for course_id in course_lines:
         course_key = CourseKey.from_string(course_id)
         if not backend.has_write_access(user, course_key):
             refusals[course_id] = f"You do not have Studio write access to {course_id}."
         elif not backend.course_exists(course_key):
             refusals[course_id] = f"Course {course_id} not found."
     return [
-        RowError(row.line, "course_id", refusals[row.course_id])
-        for row in rows
-        if refusals.get(row.course_id)
+        RowError(line, "course_id", refusal)
+        for course_id, refusal in refusals.items()
+        if refusal
+        for line in course_lines[course_id]
     ]
 
 

@@ -36,7 +36,8 @@ _SKIPPED_NAMES = {".git", ".hg", ".svn", "__pycache__"}
 def write_tarball(tree: OlxTree, out: BinaryIO, level: int) -> None:
     """Write the OLX tree as a gzip-compressed tarball into ``out`` (ISA-L level 0-3)."""
     with igzip.IGzipFile(fileobj=out, mode="wb", compresslevel=level) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT, copybufsize=_COPY_BUFFER) as tar:
+        tar = tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT, copybufsize=_COPY_BUFFER)
+        with tar:
             for info, path in _entries(tree.path, tree.root_name):
                 if info.isdir():
                     tar.addfile(info)

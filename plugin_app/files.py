@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A file to write; it replaces ``path`` only if the ``with`` block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from django.conf import settings
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey, UsageKey
 
-from plugin_app.backends.base import parse_outline_path
+from plugin_app.backends.base import parse_outline_path, studio_asset_name
 from plugin_app.data import ContentType, RowError, UploadMode
 
 REQUIRED_COLUMNS = ("course_id", "file")
@@ -56,7 +56,8 @@ class ManifestRow:
 
     @property
     def asset_name(self) -> str:
-        return posixpath.basename(self.file)
+        """The asset's name as Studio makes it from the file's own name (``Week_1_Readings.pdf``)."""
+        return studio_asset_name(posixpath.basename(self.file))
 
     def as_data(self) -> dict:
         return {
@@ -75,8 +76,13 @@ class ManifestRow:
 
 @dataclass
 class Manifest:
+    """The valid rows; ``course_lines`` maps every well-formed course key of the manifest,
+    including those of rows with other errors, to its lines, so its access and existence are
+    checked in the same answer."""
+
     header: list[str]
     rows: list[ManifestRow]
+    course_lines: dict[str, list[int]] = field(default_factory=dict)
 
 
 def content_type_of(name: str) -> str:
@@ -95,7 +101,7 @@ def parse_manifest(
         ]
     if "\x00" in text:
         return Manifest([], []), [RowError(None, COLUMN, "The manifest contains NUL characters.")]
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     try:
         lines = list(reader)
     except csv.Error as exc:
@@ -117,14 +123,24 @@ def parse_manifest(
     if errors:
         return Manifest(header, []), errors
     columns = [name.lower() for name in header]
-    rows = []
+    manifest = Manifest(header, [])
     for number, cells in data_lines:
-        row, row_errors = _check_row(number, header, columns, cells, mode, zip_names, archive)
+        row, row_errors = _check_row(number, header, columns, cells, mode, zip_names, archive, manifest)
         errors.extend(row_errors)
         if row:
-            rows.append(row)
-    errors.extend(_check_asset_name_clashes(rows))
-    return Manifest(header, rows), errors
+            manifest.rows.append(row)
+    errors.extend(_check_asset_name_clashes(manifest.rows))
+    return manifest, errors
+
+
+# What spreadsheet programs write: commas, or semicolons where the comma is the decimal mark, or tabs.
+_DELIMITERS = (",", ";", "\t")
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter of the header line: the one of ``_DELIMITERS`` it holds most of."""
+    header = text.split("\n", 1)[0]
+    return max(_DELIMITERS, key=header.count)
 
 
 def _check_header(header: list[str]) -> list[RowError]:
@@ -151,6 +167,7 @@ def _check_row(
     mode: UploadMode,
     zip_names: set[str],
     archive: zipfile.ZipFile | None,
+    manifest: Manifest,
 ) -> tuple[ManifestRow | None, list[RowError]]:
     if len(cells) != len(header):
         return None, [
@@ -172,9 +189,15 @@ def _check_row(
 
     course_id = values["course_id"]
     try:
-        course_id = str(CourseKey.from_string(course_id))
+        course_key = CourseKey.from_string(course_id)
     except InvalidKeyError:
         error("course_id", f"{course_id!r} is not a valid course key.")
+    else:
+        course_id = str(course_key)
+        if course_key.deprecated:  # as Studio's asset upload (asset_storage_handlers.py ``_upload_asset``)
+            error("course_id", f"{course_id} is an old-style course; Studio takes no asset uploads for it.")
+        else:
+            manifest.course_lines.setdefault(course_id, []).append(number)
     file = values["file"]
     if not file:
         error("file", "The file is empty.")
@@ -276,7 +299,8 @@ def _check_file_content(archive: zipfile.ZipFile, file: str, content_type: str, 
 
 
 def _check_asset_name_clashes(rows: list[ManifestRow]) -> list[RowError]:
-    """Assets are named after the file's base name: two different files must not share one."""
+    """Assets are named after the file's base name, cleaned as Studio cleans it: two different
+    files (``a b.pdf`` and ``a_b.pdf``, or ``x/a.pdf`` and ``y/a.pdf``) must not share one."""
     seen: dict[tuple[str, str], ManifestRow] = {}
     errors = []
     for row in rows:

@@ -5,6 +5,7 @@ Counts are not stored on the process: they are counted from the items, so that w
 API answers always agrees with the report.
 """
 
+import enum
 import uuid
 
 from django.conf import settings
@@ -13,7 +14,7 @@ from django.db import models
 from plugin_app.data import ItemStatus, ProcessKind, ProcessStatus, UploadMode
 
 
-def _choices(enum_cls) -> list[tuple[str, str]]:
+def _choices(enum_cls: type[enum.Enum]) -> list[tuple[str, str]]:
     return [(member.value, member.value) for member in enum_cls]
 
 

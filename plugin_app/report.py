@@ -28,7 +28,7 @@ def _rows(process: BulkProcess) -> tuple[list[str], list[list[str]]]:
         header = ["course_id", "status", "error", "object"]
         return header, [[i.course_id, i.status, i.error, i.result.get("object", "")] for i in items]
     input_header = list(items[0].data.get("cells", {})) if items else []
-    header = [*input_header, "status", "error", "asset_url", "usage_key"]
+    header = [*input_header, "status", "error", "asset_name", "asset_url", "usage_key"]
     rows = []
     for item in items:
         cells = item.data.get("cells", {})
@@ -38,6 +38,7 @@ def _rows(process: BulkProcess) -> tuple[list[str], list[list[str]]]:
                 *(cells.get(h, "") for h in input_header),
                 item.status,
                 item.error,
+                result.get("asset_name", ""),
                 result.get("asset_url", ""),
                 result.get("usage_key", ""),
             ]

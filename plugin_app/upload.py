@@ -50,9 +50,9 @@ def _component(row: ManifestRow, archive: zipfile.ZipFile, block_id: str, asset_
             "problem", block_id, row.display_name, {"data": archive.read(row.file).decode("utf-8")}
         )
     if row.type == ContentType.VIDEO:
-        transcripts = {"en": posixpath.basename(row.transcript)} if row.transcript else {}
-        fields = {"html5_sources": [asset_url], "transcripts": transcripts}
-        return ComponentSpec("video", block_id, row.display_name, fields)
+        return ComponentSpec(
+            "video", block_id, row.display_name, {"html5_sources": [asset_url], "transcripts": {}}
+        )
     return ComponentSpec("html", block_id, row.display_name, {"data": _presenting_html(row, asset_url)})
 
 
@@ -64,23 +64,24 @@ def process_row(
     process_hex: str,
     user,
 ) -> dict[str, str]:
-    """Do one row; return what it made: ``asset_url`` and/or ``usage_key``."""
+    """Do one row; return what it made: ``asset_name`` and ``asset_url``, and/or ``usage_key``."""
     course_key = CourseKey.from_string(row.course_id)
     if mode != UploadMode.LINK:
+        locked = mode == UploadMode.UPLOAD
         return {
-            "asset_url": _store_asset(
-                backend, course_key, archive, row.file, locked=mode == UploadMode.UPLOAD
-            )
+            "asset_name": row.asset_name,
+            "asset_url": _store_asset(backend, course_key, archive, row.file, locked),
         }
     result = {}
     asset_url = ""
     if row.type not in (ContentType.HTML, ContentType.PROBLEM):
         asset_url = _store_asset(backend, course_key, archive, row.file, locked=False)
-        result["asset_url"] = asset_url
-    if row.transcript:
-        _store_asset(backend, course_key, archive, row.transcript, locked=False)
+        result.update(asset_name=row.asset_name, asset_url=asset_url)
     unit_key = backend.resolve_unit(course_key, row.unit, user)
     spec = _component(row, archive, component_block_id(process_hex, row.line), asset_url)
+    if row.transcript:  # through edxval, as Studio's transcript upload: not a course asset
+        video_key = course_key.make_usage_key(spec.block_type, spec.block_id)
+        spec.fields.update(backend.save_video_transcript(video_key, archive.read(row.transcript), user))
     usage_key = backend.create_component(unit_key, spec, user)
     backend.publish(unit_key, user)
     result["usage_key"] = str(usage_key)

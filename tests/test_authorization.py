@@ -56,6 +56,7 @@ ENDPOINTS = {
     "upload": ("upload", None),
     "upload-status": ("upload-status", "upload"),
     "upload-status-list": ("upload-status-list", None),
+    "process-status": ("process-status", "export"),  # any kind: the owner's export here
     "download-export": ("download", "export_file"),
     "download-report": ("download", "report_file"),  # the upload report CSV: no endpoint of its own
 }
@@ -63,22 +64,22 @@ ENDPOINTS = {
 DENY = (401, 403)  # either is a refusal; what matters is that nothing happens
 # fmt: off
 EXPECTED = {
-    #                      export status list  upload status list  download: tar.gz  csv
-    "anonymous":           (401,   401,   401,  401,   401,   401,  200,              200),
-    "jwt-malformed":       (401,   401,   401,  401,   401,   401,  200,              200),
-    "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  200,              200),
-    "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  200,              200),
-    "jwt-expired":         (401,   401,   401,  401,   401,   401,  200,              200),
-    "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  200,              200),
-    "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  200,              200),
-    "bearer-unknown":      (401,   401,   401,  401,   401,   401,  200,              200),
-    "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, 200,              200),
-    "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, 200,              200),
-    "bearer-other-client": (400,   404,   200,  400,   404,   200,  200,              200),
-    "author":              (200,   404,   200,  200,   404,   200,  200,              200),
-    "staff":               (200,   404,   200,  200,   404,   200,  200,              200),
-    "owner":               (200,   200,   200,  200,   200,   200,  200,              200),
-    "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,              200),
+    #                      export status list  upload status list  any    download: tar.gz  csv
+    "anonymous":           (401,   401,   401,  401,   401,   401,  401,   200,              200),
+    "jwt-malformed":       (401,   401,   401,  401,   401,   401,  401,   200,              200),
+    "jwt-alg-none":        (401,   401,   401,  401,   401,   401,  401,   200,              200),
+    "jwt-bad-signature":   (401,   401,   401,  401,   401,   401,  401,   200,              200),
+    "jwt-expired":         (401,   401,   401,  401,   401,   401,  401,   200,              200),
+    "jwt-wrong-issuer":    (401,   401,   401,  401,   401,   401,  401,   200,              200),
+    "jwt-wrong-audience":  (401,   401,   401,  401,   401,   401,  401,   200,              200),
+    "bearer-unknown":      (401,   401,   401,  401,   401,   401,  401,   200,              200),
+    "inactive":            (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,              200),
+    "bearer-inactive":     (DENY,  DENY,  DENY, DENY,  DENY,  DENY, DENY,  200,              200),
+    "bearer-other-client": (400,   404,   200,  400,   404,   200,  404,   200,              200),
+    "author":              (200,   404,   200,  200,   404,   200,  404,   200,              200),
+    "staff":               (200,   404,   200,  200,   404,   200,  404,   200,              200),
+    "owner":               (200,   200,   200,  200,   200,   200,  200,   200,              200),
+    "bearer-owner":        (200,   200,   200,  200,   200,   200,  200,   200,              200),
 }
 # fmt: on
 
@@ -383,7 +384,7 @@ def check_list(cell: Cell, response):
     kind = ProcessKind.EXPORT if cell.endpoint.startswith("export") else ProcessKind.UPLOAD
     result = response.json()["result"]
     mine = cell.world.own[cell.username][kind]
-    assert [u["processId"] for u in result["uploads"]] == mine
+    assert [u["processId"] for u in result[f"{kind}s"]] == mine
     assert (result["count"], result["userId"]) == (len(mine), cell.world.users[cell.username].id)
 
 
@@ -398,6 +399,7 @@ CHECKS = {
     "upload": check_upload,
     "export-status": check_status,
     "upload-status": check_status,
+    "process-status": check_status,
     "export-status-list": check_list,
     "upload-status-list": check_list,
     "download-export": check_download,

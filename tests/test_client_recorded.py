@@ -37,6 +37,7 @@ E2E = "course-v1:edX+E2E-101+course"
 UPLOAD = "/api/courses/v0/content/bulk/upload"
 UPLOAD_STATUS = UPLOAD + "/status/9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b"
 EXPORT_STATUS = "/api/courses/v0/export/status/9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b"
+PROCESS = "/api/courses/v0/processes/9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b"
 
 
 # The replay server ---------------------------------------------------------------------------
@@ -577,17 +578,18 @@ def test_cli_upload_refused_lists_the_row_errors(replay, run_cli, tmp_path):
     (tmp_path / "c.zip").write_bytes(b"PK")
     replay.answer("POST", UPLOAD, "upload_rejected")
     result = run_cli("upload", str(tmp_path / "m.csv"), "--content", str(tmp_path / "c.zip"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a refused request, as the README says
     assert "pages/missing.html is not in the ZIP." in result.stderr
 
 
-def test_cli_status_finds_the_kind_of_an_id(replay, run_cli):
-    replay.answer("GET", EXPORT_STATUS, "process_not_found")
-    replay.answer("GET", UPLOAD_STATUS, "upload_status_processing")
+def test_cli_status_without_kind_asks_once_and_meets_no_404(replay, run_cli):
+    replay.answer("GET", PROCESS, "process_upload_processing")
     result = run_cli("status", "9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b")
     assert result.exit_code == 0, result.output
-    assert "Processing" in result.stdout
-    assert [len(replay.to(EXPORT_STATUS)), len(replay.to(UPLOAD_STATUS))] == [1, 1]
+    assert "Processing" in result.stdout and "upload 9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b" in result.stdout
+    assert [seen.path for seen in replay.seen if seen.path != TOKEN] == [PROCESS]
+    # Not finished: the next step is said.
+    assert "Next: exportbulk status 9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b --wait" in result.stdout
 
 
 def test_cli_list_both_kinds(replay, run_cli):
@@ -596,7 +598,7 @@ def test_cli_list_both_kinds(replay, run_cli):
     result = run_cli("list", "--json")
     assert result.exit_code == 0, result.output
     pages = json.loads(result.stdout)
-    assert pages["export"]["uploads"] == [] and pages["upload"]["uploads"][0]["status"] == "Completed"
+    assert pages["export"]["exports"] == [] and pages["upload"]["uploads"][0]["status"] == "Completed"
 
 
 def test_cli_check(replay, run_cli):
@@ -644,3 +646,127 @@ def test_tutor_group_reads_hosts_and_credentials_from_the_tutor_config(replay, t
     (tmp_path / "config.yml").write_text(yaml.safe_dump({"LMS_HOST": host, "CMS_HOST": host}))
     result = CliRunner().invoke(tutor_group, ["courses"], obj=Context(str(tmp_path)))
     assert result.exit_code == 2 and "tutor plugins enable exportbulk" in result.stderr
+
+
+def tutor_config(tmp_path: Path, url: str) -> Path:
+    host = url.removeprefix("http://")
+    config = {
+        "LMS_HOST": host,
+        "CMS_HOST": host,
+        "ENABLE_HTTPS": False,
+        "EXPORTBULK_OAUTH2_CLIENT_ID": "tutor-client",
+        "EXPORTBULK_OAUTH2_CLIENT_SECRET": "tutor-secret",
+    }
+    (tmp_path / "config.yml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+# The CLI as a person uses it --------------------------------------------------------------------
+
+
+def test_cli_global_options_also_follow_the_command(replay):
+    """What the "Missing --lms-url" message suggests works where people type it: after the command."""
+    replay.answer("GET", COURSES, "courses_page3")
+    args = ["courses", "--lms-url", replay.url, "--client-id", "after", "--client-secret", "x", "--json"]
+    result = CliRunner().invoke(standalone_cli, args, env={"EXPORTBULK_LMS_URL": "http://127.0.0.1:9"})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["id"] == "course-v1:edX+Api+2025"
+    assert replay.to(TOKEN)[0].form()["client_id"] == "after"  # the option after the command wins
+
+
+def test_cli_config_option_after_the_command(replay, tmp_path):
+    (tmp_path / "c.json").write_text(
+        json.dumps({"lms_url": replay.url, "client_id": "f", "client_secret": "s"})
+    )
+    replay.answer("GET", COURSES, "courses_page3")
+    result = CliRunner().invoke(standalone_cli, ["courses", "--config", str(tmp_path / "c.json")], env={})
+    assert result.exit_code == 0, result.output
+
+
+def test_tutor_group_refuses_connection_options(replay, tmp_path):
+    from tutor.commands.context import Context
+
+    root = tutor_config(tmp_path, replay.url)
+    result = CliRunner().invoke(tutor_group, ["courses", "--lms-url", "http://x"], obj=Context(str(root)))
+    assert result.exit_code == 2 and "Tutor configuration" in result.stderr
+    assert replay.seen == []
+
+
+def test_cli_server_down_exits_3_and_check_says_so_once(replay, run_cli, tmp_path):
+    from tutor.commands.context import Context
+
+    root = tutor_config(tmp_path, replay.url)
+    replay.server.shutdown()
+    replay.server.server_close()
+    result = run_cli("courses")
+    assert result.exit_code == 3
+    assert "could not connect" in result.stderr and "Is the server running" in result.stderr
+    checked = CliRunner().invoke(tutor_group, ["check"], obj=Context(str(root)))
+    assert checked.exit_code == 3
+    lines = checked.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("FAILED") and lines[0].count("Cannot connect") == 1
+    assert "tutor local start" in lines[0]
+
+
+def test_cli_unknown_process_exits_2(replay, run_cli):
+    replay.answer("GET", PROCESS, "process_not_found")
+    result = run_cli("status", "9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b")
+    assert result.exit_code == 2
+    assert "is not found in the system" in result.stderr
+
+
+def test_cli_upload_queued_says_the_next_step(replay, run_cli, tmp_path):
+    (tmp_path / "m.csv").write_text("course_id,file\n")
+    (tmp_path / "c.zip").write_bytes(b"PK")
+    replay.answer("POST", UPLOAD, "upload_accepted")
+    result = run_cli("upload", str(tmp_path / "m.csv"), "--content", str(tmp_path / "c.zip"))
+    assert result.exit_code == 0, result.output
+    assert "upload queued: 9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b" in result.stdout
+    assert "Next: exportbulk status 9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b --wait" in result.stdout
+    quiet = run_cli("upload", str(tmp_path / "m.csv"), "--content", str(tmp_path / "c.zip"), "--json")
+    assert json.loads(quiet.stdout) == {"processId": "9b2d6c0e5f1a4e7b8c3d2a1f0e9d8c7b"}  # no hint in JSON
+
+
+@pytest.mark.parametrize("columns", ["40", "200"])
+def test_cli_ids_never_wrap_when_output_is_not_a_terminal(replay, run_cli, columns):
+    replay.answer("GET", COURSES, "courses_page1", "courses_page2", "courses_page3")
+    result = run_cli("courses", COLUMNS=columns)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert DEMO in lines and E2E in lines  # each id whole, on a line of its own
+
+
+@pytest.mark.parametrize("width", [60, 200])
+def test_tables_in_a_terminal_keep_ids_whole(width):
+    from rich.console import Console
+
+    from tutor_exportbulk.cli.output import print_records
+
+    console = Console(force_terminal=True, width=width, record=True, color_system=None)
+    url = "https://bucket.s3.example.com/exports/course-v1:edX+DemoX+Demo_Course.tar.gz?X-Amz-Signature=abc"
+    print_records(console, "Exports", ("Course", "Result"), [(DEMO, url)], copyable=("Course", "Result"))
+    text = console.export_text()
+    assert DEMO in text and url in text
+
+
+def test_download_cut_short_leaves_no_file(client, tmp_path):
+    class Short(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.send_header("Content-Disposition", 'attachment; filename="../course.tar.gz"')
+            self.end_headers()
+            self.wfile.write(b"x" * 10)  # then the connection closes
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Short)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        with pytest.raises(OpenedxAPIError):
+            client.download(f"http://127.0.0.1:{server.server_port}/f", tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert list(tmp_path.iterdir()) == []

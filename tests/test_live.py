@@ -81,7 +81,7 @@ def test_async_export_runs_in_the_worker_and_reports_urls(live):
         ("course-v1:No+Such+Course", "failed"),
     ]
     listed = client.export_status_list()
-    assert process_id in [u["processId"] for u in listed["uploads"]]
+    assert process_id in [u["processId"] for u in listed["exports"]]
 
 
 def test_bulk_upload_of_hundreds_of_mixed_rows_by_the_worker(live, tmp_path):

@@ -22,6 +22,7 @@ OPERATIONS = {
     ("post", "/api/courses/v0/content/bulk/upload"),
     ("get", "/api/courses/v0/content/bulk/upload/status/list"),
     ("get", "/api/courses/v0/content/bulk/upload/status/{process_id}"),
+    ("get", "/api/courses/v0/processes/{process_id}"),
     ("get", "/api/courses/v0/exportbulk/files/{token}"),
 }
 CHECKS = (

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import stat
+import uuid
 import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
@@ -122,9 +123,19 @@ def test_link_mode_creates_published_components_in_new_and_existing_units(
     assert (sample_course / "html" / f"{block_ids[0]}.html").read_text() == "<p>Hello</p>"
     problem = ElementTree.parse(sample_course / "problem" / f"{block_ids[1]}.xml").getroot()
     assert problem.get("display_name") == "A quiz"
+    # The video as a Studio export has one with an uploaded transcript (the demo course's videos):
+    # an edxval id, the transcript named after it in static/, and no asset of the .srt.
     video = ElementTree.parse(sample_course / "video" / f"{block_ids[2]}.xml").getroot()
-    assert json.loads(video.get("transcripts")) == {"en": "clip.srt"}
-    assert assets_policy(sample_course)["clip.srt"]["locked"] is False
+    edx_video_id = video.get("edx_video_id")
+    assert uuid.UUID(edx_video_id) and video.get("sub") == ""
+    assert json.loads(video.get("transcripts")) == {"en": f"{edx_video_id}-en.srt"}
+    assert [t.attrib for t in video.findall("video_asset/transcripts/transcript")] == [
+        {"file_format": "srt", "language_code": "en", "provider": "Custom"}
+    ]
+    transcript = {"language": "en", "src": f"{edx_video_id}-en.srt"}
+    assert [t.attrib for t in video.findall("transcript")] == [transcript]
+    assert (sample_course / "static" / f"{edx_video_id}-en.srt").read_bytes() == SRT
+    assert "clip.srt" not in assets_policy(sample_course)
     assert "/static/notes.pdf" in (sample_course / "html" / f"{block_ids[3]}.html").read_text()
     assert '<img src="/static/logo.png"' in (sample_course / "html" / f"{block_ids[4]}.html").read_text()
 

@@ -7,7 +7,9 @@ from importlib import resources
 from typing import Any
 
 import click
-from tutor import hooks, plugins
+from tutor import plugins
+from tutor.core.hooks import priorities
+from tutor.hooks.catalog import Filters  # what `tutor.hooks.Filters` re-exports, named for mypy --strict
 
 from plugin_app.settings.common import DEFAULTS as APP_DEFAULTS
 from tutor_exportbulk.__about__ import __version__
@@ -52,12 +54,12 @@ def prefixed(settings: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 # Low priority: rendered after the defaults of other plugins, since ours refer to tutor-minio's.
-hooks.Filters.CONFIG_DEFAULTS.add_items(prefixed(config["defaults"]), priority=hooks.priorities.LOW)
-hooks.Filters.CONFIG_UNIQUE.add_items(prefixed(config["unique"]))
+Filters.CONFIG_DEFAULTS.add_items(prefixed(config["defaults"]), priority=priorities.LOW)
+Filters.CONFIG_UNIQUE.add_items(prefixed(config["unique"]))
 
 # Patches: one file per patch, named after it.
 for patch in (PACKAGE / "patches").iterdir():
-    hooks.Filters.ENV_PATCHES.add_item((patch.name, patch.read_text(encoding="utf-8")))
+    Filters.ENV_PATCHES.add_item((patch.name, patch.read_text(encoding="utf-8")))
 
 
 def read_task(service: str) -> str:
@@ -67,7 +69,7 @@ def read_task(service: str) -> str:
 
 # The service user and its OAuth2 client: at every init, and on demand (same script).
 PROVISION_TASK = read_task("lms")
-hooks.Filters.CLI_DO_INIT_TASKS.add_item(("lms", PROVISION_TASK))
+Filters.CLI_DO_INIT_TASKS.add_item(("lms", PROVISION_TASK))
 
 
 @click.command("exportbulk-provision", help="Create or update the exportbulk service user and OAuth2 client.")
@@ -75,10 +77,10 @@ def provision() -> Iterator[tuple[str, str]]:
     yield ("lms", PROVISION_TASK)
 
 
-hooks.Filters.CLI_DO_COMMANDS.add_item(provision)
+Filters.CLI_DO_COMMANDS.add_item(provision)
 
 
-@hooks.Filters.CLI_DO_INIT_TASKS.add()
+@Filters.CLI_DO_INIT_TASKS.add()
 def _create_minio_bucket(tasks: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Create the bucket in MinIO; only when tutor-minio is enabled, as only then is there a minio job."""
     if plugins.is_loaded("minio"):
@@ -86,7 +88,7 @@ def _create_minio_bucket(tasks: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return tasks
 
 
-hooks.Filters.MOUNTED_DIRECTORIES.add_item(("openedx", f"{CHECKOUT_DIRNAME}$"))
-hooks.Filters.ENV_TEMPLATE_VARIABLES.add_item(("EXPORTBULK_CHECKOUT_DIRNAME", CHECKOUT_DIRNAME))
+Filters.MOUNTED_DIRECTORIES.add_item(("openedx", f"{CHECKOUT_DIRNAME}$"))
+Filters.ENV_TEMPLATE_VARIABLES.add_item(("EXPORTBULK_CHECKOUT_DIRNAME", CHECKOUT_DIRNAME))
 
-hooks.Filters.CLI_COMMANDS.add_item(tutor_group)
+Filters.CLI_COMMANDS.add_item(tutor_group)

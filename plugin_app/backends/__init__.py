@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -31,10 +32,11 @@ def default_backend_name() -> str:
 def get_backend() -> CourseBackend:
     """The configured course backend (``EXPORTBULK_COURSE_BACKEND``), built once per process."""
     name = settings.EXPORTBULK_COURSE_BACKEND or default_backend_name()
-    return import_string(_BUILTIN.get(name, name)).from_settings()
+    backend: type[CourseBackend] = import_string(_BUILTIN.get(name, name))
+    return backend.from_settings()
 
 
 @receiver(setting_changed)
-def _forget_backend(setting: str, **kwargs) -> None:
+def _forget_backend(setting: str, **kwargs: Any) -> None:
     if setting in ("EXPORTBULK_COURSE_BACKEND", "EXPORTBULK_OLX_ROOT"):
         get_backend.cache_clear()

@@ -12,6 +12,7 @@ import hashlib
 from contextlib import AbstractContextManager
 
 from opaque_keys.edx.keys import CourseKey, UsageKey
+from opaque_keys.edx.locator import AssetLocator
 
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 
@@ -52,7 +53,16 @@ class CourseBackend(abc.ABC):
 
     @abc.abstractmethod
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
-        """Store (or replace) a course asset; return its URL path (``/asset-v1:...``)."""
+        """Store (or replace) a course asset under ``studio_asset_name(asset.name)``, with
+        ``asset.name`` as its display name; return its URL path (``/asset-v1:...``)."""
+
+    @abc.abstractmethod
+    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user) -> dict:
+        """Store an English SRT transcript for the video block ``video_key`` (which may not exist
+        yet) as Studio's transcript upload does: in edxval, under the video's ``edx_video_id``
+        (a new external video unless the block has one). Return the fields the video block gets:
+        ``edx_video_id`` and ``transcripts``. Raises ValueError for a transcript that cannot be read.
+        """
 
     @abc.abstractmethod
     def resolve_unit(self, course_key: CourseKey, unit: str, user) -> UsageKey:
@@ -83,6 +93,23 @@ def outline_block_id(course_key: CourseKey, path: list[str]) -> str:
     """
     digest = hashlib.sha1("\n".join([str(course_key), *path]).encode("utf-8"), usedforsecurity=False)
     return digest.hexdigest()[:32]
+
+
+def studio_asset_name(file_name: str) -> str:
+    """The name Studio stores an uploaded file under (the asset key's block id).
+
+    As ``StaticContent.compute_location`` (edx-platform xmodule/contentstore/content.py): "/"
+    becomes "_", then opaque-keys' ``AssetLocator.clean_keeping_underscores`` turns every
+    character outside ``[\\w.%-]`` into "_": ``Week 1 (final).pdf`` is ``Week_1__final_.pdf``.
+    """
+    return AssetLocator.clean_keeping_underscores(file_name.replace("/", "_"))
+
+
+def video_transcript_name(edx_video_id: str, language: str = "en") -> str:
+    """The transcript file name Studio records for a video's edxval transcript
+    (cms/djangoapps/contentstore/views/transcripts_ajax.py ``upload_transcripts``; edxval's
+    ``create_transcript_file`` writes the exported file under the same name)."""
+    return f"{edx_video_id}-{language}.srt"
 
 
 def parse_outline_path(unit: str) -> list[str]:

@@ -26,18 +26,31 @@ from plugin_app.backends.base import (
     UnitNotFound,
     outline_block_id,
     parse_outline_path,
+    video_transcript_name,
 )
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 
 # A new video block plays the demo YouTube video unless told otherwise (VideoFields.youtube_id_1_0).
 _VIDEO_DEFAULTS = {"youtube_id_1_0": "", "download_video": True}
 _CHUNK = 1024 * 1024
+_SVG = "image/svg+xml"
 
 
 def _store():
     from xmodule.modulestore.django import modulestore
 
     return modulestore()
+
+
+def _transcripts_utils():
+    """Where the platform keeps ``Transcript``, ``clean_video_id`` and their exception: moved from
+    xmodule/video_block/ to openedx/core/djangoapps/video_config/ (transcripts_ajax.py imports it
+    from there)."""
+    try:
+        from openedx.core.djangoapps.video_config import transcripts_utils
+    except ImportError:
+        from xmodule.video_block import transcripts_utils
+    return transcripts_utils
 
 
 def _courselike(key: CourseKey):
@@ -64,8 +77,14 @@ class ModulestoreBackend(CourseBackend):
     name = "modulestore"
 
     def list_courses(self) -> list[CourseSummary]:
-        """Studio's course listing: ``CourseOverview.get_all_courses()``
-        (cms/djangoapps/contentstore/views/course.py ``_accessible_courses_summary_iter``)."""
+        """Every course of the course overviews, ``CourseOverview.get_all_courses()``.
+
+        Studio's own listing (cms/djangoapps/contentstore/views/course.py
+        ``_accessible_courses_summary_iter``) reads the overviews only when it filters by org
+        (``get_all_courses(orgs=[org])``, which matches the org case-insensitively, as
+        ``api.authorable_courses`` does); unfiltered, it asks the modulestore for its course
+        summaries. The overviews hold every published course, and need no modulestore query.
+        """
         from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
 
         summaries = [
@@ -91,7 +110,14 @@ class ModulestoreBackend(CourseBackend):
         return bool(_store().has_course(course_key))
 
     def has_write_access(self, user, course_key: CourseKey) -> bool:
-        """Studio write access (common/djangoapps/student/auth.py), as Studio's export task checks it."""
+        """Studio write access (common/djangoapps/student/auth.py), as Studio's export task checks it.
+
+        Forward compatibility: where a course has openedx-authz's ``authz.enable_course_authoring``
+        flag on, Studio's asset views check authz permissions instead (``COURSES_CREATE_FILES``...,
+        cms/djangoapps/contentstore/asset_storage_handlers.py ``_authz_enforce_file_permissions``).
+        This app checks ``has_studio_write_access`` whatever the flag: there, a user whose only
+        grant is an authz role is refused here though Studio would let them upload.
+        """
         from common.djangoapps.student.auth import has_studio_write_access
 
         return has_studio_write_access(user, course_key)
@@ -120,10 +146,14 @@ class ModulestoreBackend(CourseBackend):
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
         """Studio's upload (cms/djangoapps/contentstore/asset_storage_handlers.py
         ``update_course_run_asset``), with the lock set in the same save instead of a later
-        ``set_attr``, so a locked asset is never public.
+        ``set_attr``, so a locked asset is never public. ``compute_location`` names the asset
+        as Studio does (``studio_asset_name``); the file's own name is its display name.
 
         The stream is spooled to a temporary file, as Django does with a large upload: GridFS
-        then reads it in chunks and the thumbnail maker reads it by path.
+        then reads it in chunks and the thumbnail maker reads it by path. An SVG is the
+        exception: ``generate_thumbnail`` stores the SVG itself as its thumbnail and reads a
+        path in text mode, which fails; it is given the bytes and no path, as Studio gives a
+        small (in-memory) upload (``_get_file_content_and_path``).
         """
         from openedx.core.djangoapps.contentserver.caching import del_cached_content
         from xmodule.contentstore.content import StaticContent
@@ -139,17 +169,60 @@ class ModulestoreBackend(CourseBackend):
                 raise ValueError(f"File {asset.name} exceeds maximum size of {limit_mb} MB.")
             spool.flush()
             spool.seek(0)
-            chunks = iter(lambda: spool.read(_CHUNK), b"")
+            if asset.content_type == _SVG:
+                data, path = spool.read(), None
+            else:
+                data, path = iter(lambda: spool.read(_CHUNK), b""), spool.name
             content = StaticContent(
-                location, asset.name, asset.content_type, chunks, length=size, locked=asset.locked
+                location, asset.name, asset.content_type, data, length=size, locked=asset.locked
             )
-            thumbnail, thumbnail_location = store.generate_thumbnail(content, tempfile_path=spool.name)
+            thumbnail, thumbnail_location = store.generate_thumbnail(content, tempfile_path=path)
             del_cached_content(thumbnail_location)
             if thumbnail is not None:
                 content.thumbnail_location = thumbnail_location
             store.save(content)
         del_cached_content(location)
         return StaticContent.serialize_asset_key_with_slash(location)
+
+    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user) -> dict:
+        """Studio's transcript upload (cms/djangoapps/contentstore/views/transcripts_ajax.py
+        ``upload_transcripts``): the video's edxval id, else a new external video; the SRT as
+        SJSON in edxval with the custom provider; the block names ``<edx_video_id>-en.srt``.
+
+        Not a contentstore asset named in ``transcripts``: for English the LMS looks up the
+        sub and YouTube ids instead (``get_transcript_from_contentstore``), so learners would
+        see no captions.
+        """
+        from cms.djangoapps.contentstore.video_storage_handlers import TranscriptProvider
+        from django.core.files.base import ContentFile
+        from edxval.api import create_external_video, create_or_update_video_transcript
+
+        transcripts_utils = _transcripts_utils()
+        transcript = transcripts_utils.Transcript
+        store = _store()
+        existing = store.get_item(video_key).edx_video_id if store.has_item(video_key) else None
+        edx_video_id = transcripts_utils.clean_video_id(existing) or create_external_video(
+            display_name="external video"
+        )
+        try:
+            sjson = transcript.convert(
+                content=srt.decode("utf-8"), input_format=transcript.SRT, output_format=transcript.SJSON
+            ).encode()
+        except (transcripts_utils.TranscriptsGenerationException, UnicodeDecodeError) as exc:
+            raise ValueError("There is a problem with this transcript file (not a UTF-8 SRT).") from exc
+        created = create_or_update_video_transcript(
+            video_id=edx_video_id,
+            language_code="en",
+            metadata={
+                "provider": TranscriptProvider.CUSTOM,
+                "file_format": transcript.SJSON,
+                "language_code": "en",
+            },
+            file_data=ContentFile(sjson),
+        )
+        if created is None:
+            raise ValueError(f"edxval has no video {edx_video_id}.")
+        return {"edx_video_id": edx_video_id, "transcripts": {"en": video_transcript_name(edx_video_id)}}
 
     def resolve_unit(self, course_key: CourseKey, unit: str, user) -> UsageKey:
         """A unit by usage key (mapped into the course: a key of another run names the same unit,

@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
@@ -36,6 +37,8 @@ from plugin_app.backends.base import (
     UnitNotFound,
     outline_block_id,
     parse_outline_path,
+    studio_asset_name,
+    video_transcript_name,
 )
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 from plugin_app.files import atomic_file
@@ -196,19 +199,29 @@ class OlxDirectoryBackend(CourseBackend):
     # Content ----------------------------------------------------------------------------------
 
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
+        """As a Studio export lays an uploaded asset out (xmodule/contentstore/mongo.py
+        ``export`` and ``export_all_for_course``): the file under its display name in
+        ``static/``, its attributes in ``policies/assets.json`` under the asset key's block id
+        (``studio_asset_name``), which is also what an import computes from the file name."""
         course = self._course(course_key)
-        asset_key = course_key.make_asset_key("asset", asset.name)
+        name = studio_asset_name(asset.name)
+        asset_key = course_key.make_asset_key("asset", name)
+        # The export escapes "/" and "\\" in the display name (mongo.py ``export``).
+        file_name = asset.name.replace("/", "_").replace("\\", "_")
         with course.locked(exclusive=True):
-            with atomic_file(course.path / "static" / asset.name) as out:
+            with atomic_file(course.path / "static" / file_name) as out:
                 shutil.copyfileobj(asset.stream, out, 1024 * 1024)
             policy_path = course.path / "policies" / "assets.json"
             policy = json.loads(policy_path.read_text("utf-8")) if policy_path.exists() else {}
-            policy[asset.name] = {
+            replaced = policy.get(name, {}).get("displayname")
+            if replaced and replaced != file_name:  # the same asset, uploaded under another name
+                (course.path / "static" / replaced).unlink(missing_ok=True)
+            policy[name] = {
                 "contentType": asset.content_type,
                 "content_son": {
                     "category": "asset",
                     "course": course_key.course,
-                    "name": asset.name,
+                    "name": name,
                     "org": course_key.org,
                     "revision": None,
                     "run": course_key.run,
@@ -216,12 +229,34 @@ class OlxDirectoryBackend(CourseBackend):
                 },
                 "displayname": asset.name,
                 "filename": str(asset_key),
-                "import_path": asset.name,
+                "import_path": None,
                 "locked": asset.locked,
                 "thumbnail_location": None,
             }
             _write_atomic(policy_path, json.dumps(policy, indent=4, sort_keys=True).encode("utf-8") + b"\n")
         return f"/{asset_key}"
+
+    def save_video_transcript(self, video_key: UsageKey, srt: bytes, user) -> dict:
+        """As a Studio export of a video with an edxval transcript has it: the SRT in
+        ``static/<edx_video_id>-en.srt`` (edxval ``create_transcript_file``, outside the
+        asset policy). The video keeps its ``edx_video_id`` on a retry."""
+        course = self._course(video_key.course_key)
+        try:
+            srt.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError("There is a problem with this transcript file (not a UTF-8 SRT).") from exc
+        with course.locked(exclusive=True):
+            edx_video_id = next(
+                (
+                    _read_xml(path).get("edx_video_id", "")
+                    for draft in (False, True)
+                    if (path := course.block_file("video", video_key.block_id, draft)).exists()
+                ),
+                "",
+            ) or str(uuid.uuid4())
+            name = video_transcript_name(edx_video_id)
+            _write_atomic(course.path / "static" / name, srt)
+        return {"edx_video_id": edx_video_id, "transcripts": {"en": name}}
 
     def resolve_unit(self, course_key: CourseKey, unit: str, user) -> UsageKey:
         course = self._course(course_key)
@@ -307,21 +342,41 @@ def _component_element(spec: ComponentSpec) -> ElementTree.Element:
         element.set("display_name", spec.display_name)
         return element
     if spec.block_type == "video":
-        sources = spec.fields.get("html5_sources", [])
-        transcripts = spec.fields.get("transcripts", {})
-        element = ElementTree.Element(
-            "video",
-            {
-                **attrs,
-                "html5_sources": json.dumps(sources),
-                "transcripts": json.dumps(transcripts),
-                "youtube_id_1_0": "",
-                "download_video": "true",
-            },
-        )
-        for src in sources:
-            ElementTree.SubElement(element, "source", {"src": src})
-        for language, name in transcripts.items():
-            ElementTree.SubElement(element, "transcript", {"language": language, "src": name})
-        return element
+        return _video_element(attrs, spec.fields)
     raise ValueError(f"unsupported component type {spec.block_type!r}")
+
+
+def _video_element(attrs: dict, fields: dict) -> ElementTree.Element:
+    """A video as Studio's export writes it (xmodule/video_block/video_block.py
+    ``definition_to_xml``): with an ``edx_video_id``, edxval's ``<video_asset>`` (an external
+    video: no encodings, duration 0) lists its transcripts, ``sub`` is emptied once English is
+    among them, and a ``<transcript>`` child repeats each entry of ``transcripts``."""
+    sources = fields.get("html5_sources", [])
+    transcripts = fields.get("transcripts", {})
+    edx_video_id = fields.get("edx_video_id", "")
+    extra = {"edx_video_id": edx_video_id, "sub": ""} if edx_video_id else {}
+    element = ElementTree.Element(
+        "video",
+        {
+            **attrs,
+            **extra,
+            "html5_sources": json.dumps(sources),
+            "transcripts": json.dumps(transcripts, sort_keys=True),
+            "youtube_id_1_0": "",
+            "download_video": "true",
+        },
+    )
+    for src in sources:
+        ElementTree.SubElement(element, "source", {"src": src})
+    if edx_video_id:
+        asset = ElementTree.SubElement(
+            element, "video_asset", {"client_video_id": "external video", "duration": "0.0", "image": ""}
+        )
+        listed = ElementTree.SubElement(asset, "transcripts")
+        for language in sorted(transcripts):
+            ElementTree.SubElement(
+                listed, "transcript", {"file_format": "srt", "language_code": language, "provider": "Custom"}
+            )
+    for language in sorted(transcripts):
+        ElementTree.SubElement(element, "transcript", {"language": language, "src": transcripts[language]})
+    return element

@@ -9,14 +9,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 SAMPLE_COURSES = Path(__file__).parent / "courses"
+
+
+def public_url(url: str) -> str:
+    """A broker URL without its password, to print."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def setup_django() -> None:
@@ -27,12 +37,26 @@ def setup_django() -> None:
 
 
 def seed_courses() -> Path:
-    """The OLX root; when it does not exist yet, a copy of the sample course(s) is put there."""
+    """The OLX root; when it does not exist yet, a copy of the sample course(s) is put there.
+
+    Copied aside, then renamed into place: when ``serve`` and ``worker`` start together on a
+    fresh ``EXPORTBULK_HOME``, one rename wins and the other process finds the whole copy.
+    """
     from django.conf import settings
 
     root = Path(settings.EXPORTBULK_OLX_ROOT)
-    if not root.exists():
-        shutil.copytree(SAMPLE_COURSES, root)
+    if root.exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}-"))
+    try:
+        shutil.copytree(SAMPLE_COURSES, staging, dirs_exist_ok=True)
+        with contextlib.suppress(FileExistsError, OSError):
+            staging.rename(root)  # refused when another process renamed its copy first
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not root.is_dir():
+        raise click.ClickException(f"Could not create the course folder {root}.")
     return root
 
 
@@ -76,16 +100,28 @@ def provision(username: str, email: str, client_id: str, client_secret: str, pas
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Apply migrations, then serve the API with gunicorn (production WSGI server)."""
     setup_django()
+    from django.conf import settings
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
     seed_courses()
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        click.echo("Tasks run in-process (CELERY_BROKER_URL is not set): no worker is needed.")
+    else:
+        click.echo(
+            f"Tasks go to the broker {public_url(settings.CELERY_BROKER_URL)}, queue "
+            f"{settings.CELERY_TASK_DEFAULT_QUEUE}: run `exportbulk-standalone worker` with the same "
+            "CELERY_BROKER_URL."
+        )
     argv = [
         sys.executable, "-m", "gunicorn", "plugin_app.standalone.wsgi:application",
         "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
         "--worker-class", "gthread", "--timeout", "600", "--graceful-timeout", "10",
         "--access-logfile", "-",
+        # gunicornc's socket in the state folder, not in the user's home.
+        "--control-socket", str(Path(settings.EXPORTBULK_HOME) / "gunicorn.ctl"),
     ]  # fmt: skip
+    sys.stdout.flush()
     os.execv(sys.executable, argv)
 
 

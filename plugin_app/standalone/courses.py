@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.urls import reverse
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,7 +21,8 @@ class NamespacedPageNumberPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
 
-    def get_paginated_response(self, data) -> Response:
+    def get_paginated_response(self, data: list[dict[str, Any]]) -> Response:
+        assert self.page is not None  # set by paginate_queryset, called first
         return Response(
             {
                 "results": data,
@@ -32,7 +36,7 @@ class NamespacedPageNumberPagination(PageNumberPagination):
         )
 
 
-def course_json(summary: CourseSummary, request) -> dict:
+def course_json(summary: CourseSummary, request: Request) -> dict[str, Any]:
     """One course with the fields of the LMS's ``CourseSerializer``."""
     blocks_url = request.build_absolute_uri(reverse("standalone-courses")) + f"?course_id={summary.course_id}"
     return {
@@ -61,9 +65,10 @@ def course_json(summary: CourseSummary, request) -> dict:
 class CourseListView(APIView):
     """Every course, or those of ``?org=``; ``?page=`` and ``?page_size=`` page through them."""
 
-    def get(self, request) -> Response:
+    def get(self, request: Request) -> Response:
         org = request.query_params.get("org")
         courses = [c for c in get_backend().list_courses() if org is None or c.org == org]
         paginator = NamespacedPageNumberPagination()
         page = paginator.paginate_queryset(courses, request, view=self)
+        assert page is not None  # page_size is set
         return paginator.get_paginated_response([course_json(course, request) for course in page])

@@ -7,13 +7,14 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 
-def _create_once(path: Path, make) -> str:
+def _create_once(path: Path, make: Callable[[], str]) -> str:
     """The file's text; if it does not exist, write ``make()`` to it first.
 
     Written aside then hard-linked into place: when processes race, one wins and every one

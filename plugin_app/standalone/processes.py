@@ -6,15 +6,17 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
     """Return once something listens on the loopback port; fail if ``process`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -29,6 +31,6 @@ def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: f
     raise TimeoutError(f"nothing listens on port {port} after {timeout:.0f} s")
 
 
-def standalone(*args: str, **popen_kwargs) -> subprocess.Popen:
+def standalone(*args: str, **popen_kwargs: Any) -> subprocess.Popen[bytes]:
     """``exportbulk-standalone ARGS...`` as a child process of this Python."""
     return subprocess.Popen([sys.executable, "-m", "plugin_app.standalone", *args], **popen_kwargs)

@@ -11,6 +11,8 @@ Settings of the standalone project: the app outside Open edX, configured from th
     EXPORTBULK_ALLOWED_HOSTS  host names the server answers, comma-separated (default: loopback only)
     EXPORTBULK_BASE_URL       e.g. https://exports.example.com: the base of the URLs the API answers
                               (default: the request's own, once its host is allowed)
+    EXPORTBULK_*              every other setting of plugin_app/settings/common.py, with its type
+                              (see plugin_app/standalone/environment.py)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from plugin_app.settings import common
+from plugin_app.standalone.environment import settings_from_environment
 from plugin_app.standalone.keys import jwt_keys, secret_key
 
 HOME = Path(os.environ.get("EXPORTBULK_HOME", Path.home() / ".exportbulk")).resolve()
@@ -167,26 +170,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("EXPORTBULK_CELERY_QUEUE", "exportbulk")
 
-# The app's own settings.
-globals().update(common.DEFAULTS)
-EXPORTBULK_AUTHENTICATION_CLASSES = REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]
-EXPORTBULK_COURSE_BACKEND = "olx_directory"
-EXPORTBULK_OLX_ROOT = os.environ.get("EXPORTBULK_OLX_ROOT") or str(HOME / "courses")
-EXPORTBULK_LOCAL_ROOT = str(HOME / "storage")
-EXPORTBULK_BUCKET = os.environ.get("EXPORTBULK_BUCKET", "")
-EXPORTBULK_S3_ENDPOINT_URL = os.environ.get("EXPORTBULK_S3_ENDPOINT_URL", "")
-EXPORTBULK_AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID", "")
-EXPORTBULK_AWS_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
-EXPORTBULK_S3_REGION = os.environ.get("AWS_DEFAULT_REGION", "")
-EXPORTBULK_KEY_PREFIX = os.environ.get("EXPORTBULK_KEY_PREFIX", "")
-EXPORTBULK_CELERY_QUEUE = CELERY_TASK_DEFAULT_QUEUE
-for _name in (
-    "EXPORTBULK_EXPORT_CONCURRENCY",
-    "EXPORTBULK_UPLOAD_MAX_ROWS",
-    "EXPORTBULK_MAX_COURSES_PER_REQUEST",
-):
-    if os.environ.get(_name):
-        globals()[_name] = int(os.environ[_name])
+# The app's own settings: the standalone project's defaults, then every EXPORTBULK_* setting of
+# plugin_app/settings/common.py that the environment sets, read with its type.
+EXPORTBULK_HOME = str(HOME)
+globals().update(
+    settings_from_environment(
+        {
+            **common.DEFAULTS,
+            "EXPORTBULK_AUTHENTICATION_CLASSES": REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"],
+            "EXPORTBULK_COURSE_BACKEND": "olx_directory",
+            "EXPORTBULK_OLX_ROOT": str(HOME / "courses"),
+            "EXPORTBULK_LOCAL_ROOT": str(HOME / "storage"),
+            # boto3's own variables, as AWS tools read them.
+            "EXPORTBULK_AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+            "EXPORTBULK_AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+            "EXPORTBULK_S3_REGION": os.environ.get("AWS_DEFAULT_REGION", ""),
+            "EXPORTBULK_CELERY_QUEUE": CELERY_TASK_DEFAULT_QUEUE,
+        },
+        os.environ,
+    )
+)
 
 # Failed sign-ins allowed per client id (or username) and per IP address (standalone.throttle),
 # counted in the cache shared by every server process: Redis when there is one, else files.

@@ -1,8 +1,11 @@
 """URLs of the standalone project: the paths Open edX serves the same things at."""
 
+from typing import Any
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,11 +17,11 @@ from plugin_app.standalone.throttle import throttled_admin_login
 class PingView(APIView):
     """An authenticated constant: the framework's floor, for benchmarks of the status API."""
 
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response({"ok": True})
 
 
-def only_the_apps_endpoints(endpoints: list) -> list:
+def only_the_apps_endpoints(endpoints: list[tuple[str, str, str, Any]]) -> list[tuple[str, str, str, Any]]:
     """drf-spectacular hook: keep the app's endpoints (the standalone helpers are not the product)."""
     return [endpoint for endpoint in endpoints if endpoint[0].startswith("/api/courses/v0/")]
 

@@ -9,9 +9,11 @@ secret is applied.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from oauth2_provider.models import AbstractApplication, get_application_model
 
@@ -21,7 +23,7 @@ APPLICATION_NAME = "exportbulk"
 class Command(BaseCommand):
     help = "Create or update the exportbulk service user (staff) and its client-credentials OAuth2 client."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", required=True)
         parser.add_argument("--email", required=True)
         parser.add_argument("--client-id", required=True)
@@ -29,7 +31,16 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="also let the user log in (password grant); default: unusable")
 
     @transaction.atomic
-    def handle(self, *args, username, email, client_id, client_secret, password=None, **options) -> None:
+    def handle(
+        self,
+        *args: Any,
+        username: str,
+        email: str,
+        client_id: str,
+        client_secret: str,
+        password: str | None = None,
+        **options: Any,
+    ) -> None:
         user, created = get_user_model().objects.get_or_create(username=username, defaults={"email": email})
         changed = created
         if (user.email, user.is_staff, user.is_active) != (email, True, True):

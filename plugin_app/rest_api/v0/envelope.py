@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from django.utils import timezone
+from rest_framework.request import Request
 
 from plugin_app.data import ProcessInfo
 
@@ -18,7 +20,9 @@ def format_time(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%d %H:%M:%S:") + f"{moment.microsecond // 1000:03d}" + moment.strftime("%z")
 
 
-def envelope(api_id: str, result: dict, err: str | None = None, errmsg: str | None = None) -> dict:
+def envelope(
+    api_id: str, result: dict[str, Any], err: str | None = None, errmsg: str | None = None
+) -> dict[str, Any]:
     """``{id, ver, ts, params, responseCode, result}``; ``err`` set means a failed call."""
     return {
         "id": api_id,
@@ -39,7 +43,7 @@ def envelope(api_id: str, result: dict, err: str | None = None, errmsg: str | No
 _RESPONSE_CODES = {"PROCESS_NOT_FOUND": "RESOURCE_NOT_FOUND", "QUEUE_UNAVAILABLE": "SERVER_ERROR"}
 
 
-def process_result(info: ProcessInfo, request) -> dict:
+def process_result(info: ProcessInfo, request: Request) -> dict[str, Any]:
     """The ``result`` of a status call: counts always, end time and report once finished."""
     result = {
         "processId": info.process_id,
@@ -60,6 +64,6 @@ def process_result(info: ProcessInfo, request) -> dict:
     return result
 
 
-def absolute_urls(urls: dict[str, str], request) -> dict[str, str]:
+def absolute_urls(urls: dict[str, str], request: Request) -> dict[str, str]:
     """Local storage answers relative URLs; callers need absolute ones."""
     return {key: request.build_absolute_uri(url) for key, url in urls.items()}

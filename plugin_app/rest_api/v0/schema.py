@@ -7,30 +7,33 @@ schema is exact enough for schemathesis to check every answer against it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import serializers
 
-from plugin_app.data import ProcessStatus
+from plugin_app.data import ProcessKind, ProcessStatus
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):
     """The platform's error body (``DeveloperErrorViewMixin``)."""
 
     developer_message = serializers.CharField()
     error_code = serializers.CharField()
 
 
-class ExportResultSerializer(serializers.Serializer):
+class ExportResultSerializer(serializers.Serializer[Any]):
     successful_uploads = serializers.DictField(child=serializers.URLField(), help_text="course id: URL")
     failed_uploads = serializers.DictField(child=serializers.CharField(), help_text="course id: reason")
 
 
-class ProcessIdSerializer(serializers.Serializer):
+class ProcessIdSerializer(serializers.Serializer[Any]):
     processId = serializers.CharField()  # noqa: N815 (the Sunbird API's name)
 
 
-class _ParamsSerializer(serializers.Serializer):
+class _ParamsSerializer(serializers.Serializer[Any]):
     resmsgid = serializers.UUIDField()
     msgid = serializers.UUIDField()
     err = serializers.CharField(allow_null=True)
@@ -38,21 +41,22 @@ class _ParamsSerializer(serializers.Serializer):
     errmsg = serializers.CharField(allow_null=True)
 
 
-class _EmptySerializer(serializers.Serializer):
+class _EmptySerializer(serializers.Serializer[Any]):
     pass
 
 
-class _RowErrorSerializer(serializers.Serializer):
+class _RowErrorSerializer(serializers.Serializer[Any]):
     row = serializers.IntegerField(allow_null=True, help_text="Spreadsheet line (header = 1); null: request")
     column = serializers.CharField()
     message = serializers.CharField()
 
 
-class _RowErrorsSerializer(serializers.Serializer):
-    errors = _RowErrorSerializer(many=True)
+class _RowErrorsSerializer(serializers.Serializer[Any]):
+    # The API's field is named errors; this serializer is never validated, so hiding .errors is harmless.
+    errors = _RowErrorSerializer(many=True)  # type: ignore[assignment]
 
 
-class _ProcessSerializer(serializers.Serializer):
+class _ProcessSerializer(serializers.Serializer[Any]):
     processId = serializers.CharField()  # noqa: N815
     status = serializers.ChoiceField(choices=[s.value for s in ProcessStatus])
     totalCount = serializers.IntegerField()  # noqa: N815
@@ -66,21 +70,32 @@ class _ProcessSerializer(serializers.Serializer):
     failed_uploads = serializers.DictField(child=serializers.CharField(), required=False)
 
 
-class _ProcessSummarySerializer(serializers.Serializer):
+class _ProcessSummarySerializer(serializers.Serializer[Any]):
     processId = serializers.CharField()  # noqa: N815
     uploadedDate = serializers.CharField()  # noqa: N815
     status = serializers.ChoiceField(choices=[s.value for s in ProcessStatus])
 
 
-class _ProcessPageSerializer(serializers.Serializer):
-    userId = serializers.IntegerField()  # noqa: N815
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    uploads = _ProcessSummarySerializer(many=True)
+class _AnyProcessSerializer(_ProcessSerializer):
+    kind = serializers.ChoiceField(choices=[k.value for k in ProcessKind])
 
 
-def _envelope(name: str, result: type[serializers.Serializer]) -> type[serializers.Serializer]:
+def _page_serializer(name: str, list_key: str) -> type[serializers.Serializer[Any]]:
+    """A page of processes, listed under ``list_key`` (``exports``, ``uploads``, ...)."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "userId": serializers.IntegerField(),
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            list_key: _ProcessSummarySerializer(many=True),
+        },
+    )
+
+
+def _envelope(name: str, result: type[serializers.Serializer[Any]]) -> type[serializers.Serializer[Any]]:
     """The Sunbird envelope around one kind of ``result``."""
     return type(
         name,
@@ -97,7 +112,14 @@ def _envelope(name: str, result: type[serializers.Serializer]) -> type[serialize
 
 
 ProcessEnvelope = _envelope("ProcessEnvelope", _ProcessSerializer)
-ProcessPageEnvelope = _envelope("ProcessPageEnvelope", _ProcessPageSerializer)
+AnyProcessEnvelope = _envelope("AnyProcessEnvelope", _AnyProcessSerializer)
+
+
+def page_envelope(list_key: str) -> type[serializers.Serializer]:
+    """The envelope of a status list whose processes are under ``list_key``."""
+    title = list_key.capitalize()
+    return _envelope(f"{title}PageEnvelope", _page_serializer(f"{title}Page", list_key))
+
 RowErrorsEnvelope = _envelope("RowErrorsEnvelope", _RowErrorsSerializer)
 EmptyEnvelope = _envelope("EmptyEnvelope", _EmptySerializer)
 UploadQueuedEnvelope = _envelope("UploadQueuedEnvelope", ProcessIdSerializer)
@@ -121,7 +143,7 @@ class JwtAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication"
     name = "jwtAuth"
 
-    def get_security_definition(self, auto_schema) -> dict:
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {
             "type": "apiKey",
             "in": "header",

@@ -15,5 +15,6 @@ urlpatterns = [
     path(
         "content/bulk/upload/status/<str:process_id>", views.UploadStatusView.as_view(), name="upload-status"
     ),
+    path("processes/<str:process_id>", views.ProcessStatusView.as_view(), name="process-status"),
     path("exportbulk/files/<str:token>", views.FileDownloadView.as_view(), name="download"),
 ]

@@ -16,7 +16,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyF
 from django.http import FileResponse, Http404
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
@@ -229,19 +229,52 @@ class _StatusView(BulkAPIView):
         return Response(envelope(self.api_id, process_result(info, request)))
 
 
+class ProcessStatusView(BulkAPIView):
+    """``GET /api/courses/v0/processes/<processId>``: one process of the caller, whatever its kind.
+
+    For clients that hold a process id without its kind (the CLI's ``status`` and ``download``):
+    they ask once instead of trying each kind's status API and meeting a 404.
+    """
+
+    api_id = "api.bulkprocess.status"
+
+    @extend_schema(
+        responses={200: schema.AnyProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS},
+    )
+    def get(self, request, process_id: str):
+        for kind in ProcessKind:
+            try:
+                info = api.get_process(request.user, kind, process_id)
+            except api.ProcessNotFound:
+                continue
+            return Response(envelope(self.api_id, {**process_result(info, request), "kind": info.kind}))
+        message = f"Process Id {process_id} is not found in the system"
+        return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
+
+
+def _list_schema(list_key: str):
+    return extend_schema_view(
+        get=extend_schema(
+            parameters=[
+                OpenApiParameter("page", int, description="Page number, from 1."),
+                OpenApiParameter("page_size", int, description="Processes per page, 1 to 100."),
+            ],
+            responses={
+                200: schema.page_envelope(list_key),
+                400: schema.EmptyEnvelope,
+                **schema.AUTH_ERRORS,
+            },
+        )
+    )
+
+
 class _StatusListView(BulkAPIView):
     kind: ProcessKind
     api_id: str
+    list_key: str  # where the page lists the processes: "exports", "uploads", ...
     page_size = 20
     max_page = 1_000_000  # beyond any real history; keeps the row offset a small number
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("page", int, description="Page number, from 1."),
-            OpenApiParameter("page_size", int, description="Processes per page, 1 to 100."),
-        ],
-        responses={200: schema.ProcessPageEnvelope, 400: schema.EmptyEnvelope, **schema.AUTH_ERRORS},
-    )
     def get(self, request):
         try:
             page = max(1, int(request.query_params.get("page", "1")))
@@ -259,7 +292,7 @@ class _StatusListView(BulkAPIView):
             "count": count,
             "next": _page_url(request, page + 1) if page * size < count else None,
             "previous": _page_url(request, page - 1) if page > 1 else None,
-            "uploads": [
+            self.list_key: [
                 {
                     "processId": info.process_id,
                     "uploadedDate": format_time(info.created),
@@ -283,10 +316,11 @@ class ExportStatusView(_StatusView):
     kind, api_id = ProcessKind.EXPORT, "api.bulkexport.status"
 
 
+@_list_schema("exports")
 class ExportStatusListView(_StatusListView):
     """``GET /api/courses/v0/export/status/list``: the caller's export processes, newest first."""
 
-    kind, api_id = ProcessKind.EXPORT, "api.bulkexport.status.list"
+    kind, api_id, list_key = ProcessKind.EXPORT, "api.bulkexport.status.list", "exports"
 
 
 class UploadStatusView(_StatusView):
@@ -295,10 +329,12 @@ class UploadStatusView(_StatusView):
     kind, api_id = ProcessKind.UPLOAD, "api.bulkupload.status"
 
 
+@_list_schema("uploads")
 class UploadStatusListView(_StatusListView):
-    """``GET /api/courses/v0/content/bulk/upload/status/list``: the caller's uploads, newest first."""
+    """``GET /api/courses/v0/content/bulk/upload/status/list``: the caller's uploads, newest first
+    (under ``uploads``, as Sunbird's API names them)."""
 
-    kind, api_id = ProcessKind.UPLOAD, "api.bulkupload.status.list"
+    kind, api_id, list_key = ProcessKind.UPLOAD, "api.bulkupload.status.list", "uploads"
 
 
 # Upload -------------------------------------------------------------------------------------

@@ -1,0 +1,134 @@
+"""
+The ``exportbulk`` CLI against the app's real views over HTTP (pytest-django's live server,
+tasks run eagerly, local storage): the commands that read what the server answers, whatever
+kind of process it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import tarfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.builders import content_zip, manifest
+from tests.conftest import SAMPLE_COURSE_ID
+from tutor_exportbulk.cli import standalone_cli
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CLIENT_ID, CLIENT_SECRET = "cli-client", "cli-client-secret"
+
+
+@pytest.fixture
+def run_cli(live_server, staff, olx_root, local_storage, caplog):
+    """Runs ``exportbulk`` as the staff user's OAuth2 client; fails the test on any server 404."""
+    from oauth2_provider.models import AbstractApplication, get_application_model
+
+    get_application_model().objects.create(
+        user=staff,
+        name=CLIENT_ID,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        client_type=AbstractApplication.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=AbstractApplication.GRANT_CLIENT_CREDENTIALS,
+    )
+    env = {
+        "EXPORTBULK_LMS_URL": live_server.url,
+        "EXPORTBULK_CLIENT_ID": CLIENT_ID,
+        "EXPORTBULK_CLIENT_SECRET": CLIENT_SECRET,
+    }
+    caplog.set_level(logging.WARNING, logger="django.request")
+
+    def run(*args: str):
+        return CliRunner().invoke(standalone_cli, list(args), env=env)
+
+    yield run
+    assert not [r for r in caplog.records if r.name == "django.request" and "Not Found" in r.getMessage()]
+
+
+def test_export_then_status_download_and_report_without_kind(run_cli, tmp_path, sample_course):
+    queued = run_cli("export", SAMPLE_COURSE_ID, "course-v1:No+Such+Course", "--async")
+    assert queued.exit_code == 0, queued.output
+    process_id = queued.stdout.split("export queued: ")[1].split()[0]
+    assert f"Next: exportbulk status {process_id} --wait" in queued.stdout
+
+    status = run_cli("status", process_id, "--json")
+    assert status.exit_code == 1  # one course failed
+    assert json.loads(status.stdout)["kind"] == "export"
+    followed = run_cli("status", process_id, "--wait", "--interval", "0.05")
+    assert followed.exit_code == 1 and "Completed" in followed.stdout
+    assert f"Next: exportbulk download {process_id}" in followed.stdout
+
+    downloaded = run_cli("download", process_id, "--output", str(tmp_path / "out"), "--json")
+    files = [Path(name) for name in json.loads(downloaded.stdout)["files"]]
+    assert downloaded.exit_code == 1  # the failed course has no file
+    tarball = next(f for f in files if f.name.endswith(".tar.gz"))
+    with tarfile.open(tarball) as tar:
+        assert "2026/course.xml" in tar.getnames()
+    report = next(f for f in files if f.suffix == ".csv")
+    rows = list(csv.DictReader(report.read_text("utf-8-sig").splitlines()))
+    assert [(r["course_id"], r["status"]) for r in rows] == [
+        (SAMPLE_COURSE_ID, "success"),
+        ("course-v1:No+Such+Course", "failed"),
+    ]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f.name for f in files)  # no .part
+
+    printed = run_cli("report", process_id)
+    assert printed.exit_code == 1
+    assert "Course not found." in printed.stdout
+
+
+def test_upload_report_prints_each_rows_outcome(run_cli, tmp_path, sample_course):
+    rows = [
+        {"course_id": SAMPLE_COURSE_ID, "file": "notes.pdf", "unit": "S / SS / U"},
+        {
+            "course_id": SAMPLE_COURSE_ID,
+            "file": "gone.pdf",
+            "unit": "block-v1:ExportBulk+Sample+2026+type@vertical+block@nowhere",
+        },
+    ]
+    (tmp_path / "m.csv").write_bytes(manifest(rows))
+    (tmp_path / "c.zip").write_bytes(content_zip({"notes.pdf": b"%PDF-1.4 a", "gone.pdf": b"%PDF-1.4 b"}))
+    queued = run_cli(
+        "upload", str(tmp_path / "m.csv"), "--content", str(tmp_path / "c.zip"), "--mode", "link"
+    )
+    assert queued.exit_code == 0, queued.output
+    process_id = queued.stdout.split("upload queued: ")[1].split()[0]
+
+    printed = run_cli("report", process_id, "--json")
+    assert printed.exit_code == 1  # one row failed
+    outcome = {row["file"]: row for row in json.loads(printed.stdout)}
+    assert outcome["notes.pdf"]["status"] == "success"
+    assert outcome["notes.pdf"]["asset_url"] == "/asset-v1:ExportBulk+Sample+2026+type@asset+block@notes.pdf"
+    assert outcome["notes.pdf"]["usage_key"].startswith("block-v1:ExportBulk+Sample+2026+type@html+block@")
+    assert outcome["gone.pdf"]["status"] == "failed" and "is not a unit" in outcome["gone.pdf"]["error"]
+
+    human = run_cli("report", process_id)
+    assert (
+        "  asset_url: /asset-v1:ExportBulk+Sample+2026+type@asset+block@notes.pdf"
+        in human.stdout.splitlines()
+    )
+
+    downloaded = run_cli("download", process_id, "--output", str(tmp_path / "out"))
+    assert downloaded.exit_code == 0, downloaded.output
+    assert [p.suffix for p in (tmp_path / "out").iterdir()] == [".csv"]
+
+
+def test_unknown_process_is_exit_2_for_every_command(run_cli):
+    for command in ("status", "download", "report"):
+        result = run_cli(command, "0" * 32)
+        assert result.exit_code == 2, (command, result.output)
+
+
+def test_list_shows_exports_and_uploads(run_cli, sample_course):
+    queued = run_cli("export", SAMPLE_COURSE_ID, "--async", "--json")
+    process_id = json.loads(queued.stdout)["processId"]
+    listed = run_cli("list", "--json")
+    pages = json.loads(listed.stdout)
+    assert [p["processId"] for p in pages["export"]["exports"]] == [process_id]
+    assert pages["upload"]["uploads"] == []

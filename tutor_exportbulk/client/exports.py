@@ -1,0 +1,79 @@
+"""This plugin's bulk export API (Studio): courses to the bucket as OLX ``.tar.gz`` files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from tutor_exportbulk.client.errors import json_or_none
+from tutor_exportbulk.client.processes import ProcessesMixin, register_kind
+
+EXPORT_PATH = "/api/courses/v0/export/"
+EXPORT_STATUS_PATH = "/api/courses/v0/export/status/"
+
+register_kind("export", EXPORT_STATUS_PATH)
+
+
+class ExportsMixin(ProcessesMixin):
+    """Start bulk exports and read their status."""
+
+    def export_courses(
+        self,
+        course_ids: Iterable[str] | None = None,
+        org: str | None = None,
+        all: bool = False,
+        async_: bool = False,
+    ) -> dict[str, Any]:
+        """
+        Export courses to the bucket as OLX ``.tar.gz`` files.
+        Calls the ``/api/courses/v0/export/`` Studio endpoint.
+
+        Give exactly one of ``course_ids``, ``org`` or ``all``.
+
+        Args:
+            course_ids: the courses to export.
+            org: every course of this organization the caller may author.
+            all: every course the caller may author.
+            async_: answer at once with a process id; the workers export.
+
+        Returns:
+            ``{"successful_uploads": {course_id: url}, "failed_uploads": {course_id: reason}}``;
+            a partial failure is returned too, not raised. With ``async_``: ``{"processId": ...}``.
+        """
+        body: dict[str, Any] = {}
+        if course_ids is not None:
+            body["courses"] = list(course_ids)
+        if org is not None:
+            body["org"] = org
+        if all:
+            body["all"] = True
+        if async_:
+            body["async"] = True
+        response = self._send("POST", self.studio_url + EXPORT_PATH, json=body)
+        answer = json_or_none(response)
+        if response.status_code == 400 and isinstance(answer, dict) and "failed_uploads" in answer:
+            return answer
+        exported: dict[str, Any] = self._answer(response, ok=(200, 202))
+        return exported
+
+    def export_status(self, process_id: str) -> dict[str, Any]:
+        """
+        Get the status of one export process.
+        Calls the ``/api/courses/v0/export/status/{processId}`` Studio endpoint.
+
+        Returns:
+            dict with ``processId``, ``status`` (Queued, Processing, Completed, Failed),
+            ``totalCount``, ``successCount``, ``failedCount``, ``startTime``; once finished also
+            ``endTime``, ``report`` and ``successful_uploads`` / ``failed_uploads``.
+        """
+        return self.process_status("export", process_id)
+
+    def export_status_list(self, page: int = 1) -> dict[str, Any]:
+        """
+        List the caller's export processes, newest first, one page.
+        Calls the ``/api/courses/v0/export/status/list`` Studio endpoint.
+
+        Returns:
+            ``{"userId", "count", "next", "previous", "uploads": [{"processId", "uploadedDate", "status"}]}``
+        """
+        return self.process_list("export", page)
