@@ -23,6 +23,7 @@ from django.conf import settings
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey, UsageKey
 
+from plugin_app import row_checks
 from plugin_app.backends.base import parse_outline_path, studio_asset_name
 from plugin_app.data import ContentType, RowError, UploadMode
 
@@ -130,6 +131,8 @@ def parse_manifest(
         if row:
             manifest.rows.append(row)
     errors.extend(_check_asset_name_clashes(manifest.rows))
+    if archive is not None and not errors:
+        errors.extend(row_checks.check_write_budget(archive, manifest.rows))
     return manifest, errors
 
 
@@ -182,7 +185,9 @@ def _check_row(
     if too_long:
         return None, too_long
     values = {column: cell.strip() for column, cell in zip(columns, cells, strict=True)}
-    errors: list[RowError] = []
+    errors: list[RowError] = row_checks.check_cells(number, values)
+    if errors:
+        return None, errors
 
     def error(column: str, message: str) -> None:
         errors.append(RowError(number, column, message))
@@ -203,6 +208,8 @@ def _check_row(
         error("file", "The file is empty.")
     elif file not in zip_names:
         error("file", f"{file!r} is not in the content ZIP.")
+    else:
+        errors.extend(row_checks.check_name_length(number, "file", file))
     content_type = values.get("type", "").lower() or _TYPE_BY_EXTENSION.get(
         posixpath.splitext(file)[1].lower(), "asset"
     )
@@ -218,6 +225,8 @@ def _check_row(
         error("transcript", "A transcript must be an .srt file of the content ZIP, on a video row.")
     if not errors and archive is not None and mode == UploadMode.LINK:
         _check_file_content(archive, file, content_type, error)
+    if not errors and archive is not None and content_type == ContentType.PDF:
+        errors.extend(row_checks.check_pdf(archive, number, file))
     if errors:
         return None, errors
     row = ManifestRow(
@@ -284,6 +293,10 @@ def _check_file_content(archive: zipfile.ZipFile, file: str, content_type: str, 
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         error("file", f"{file!r} is not UTF-8 text.")
+        return
+    bad = row_checks.not_xml_char(text)
+    if bad:
+        error("file", f"{file!r} holds a control character ({bad}) that OLX cannot hold.")
         return
     if content_type == ContentType.PROBLEM:
         try:

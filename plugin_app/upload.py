@@ -74,10 +74,11 @@ def process_row(
         }
     result = {}
     asset_url = ""
+    # The unit first: a usage key naming no unit fails the row before anything is written.
+    unit_key = backend.resolve_unit(course_key, row.unit, user)
     if row.type not in (ContentType.HTML, ContentType.PROBLEM):
         asset_url = _store_asset(backend, course_key, archive, row.file, locked=False)
         result.update(asset_name=row.asset_name, asset_url=asset_url)
-    unit_key = backend.resolve_unit(course_key, row.unit, user)
     spec = _component(row, archive, component_block_id(process_hex, row.line), asset_url)
     if row.transcript:  # through edxval, as Studio's transcript upload: not a course asset
         video_key = course_key.make_usage_key(spec.block_type, spec.block_id)
