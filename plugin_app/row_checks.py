@@ -41,7 +41,9 @@ def check_cells(line: int, values: dict[str, str]) -> list[RowError]:
     for column, value in values.items():
         bad = not_xml_char(value)
         if bad:
-            errors.append(RowError(line, column, f"The cell holds a control character ({bad}) XML cannot hold."))
+            errors.append(
+                RowError(line, column, f"The cell holds a control character ({bad}) XML cannot hold.")
+            )
     return errors
 
 

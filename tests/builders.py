@@ -58,9 +58,7 @@ def mixed_upload(rows_count: int, unit: str, course_id: str = SAMPLE_COURSE_ID) 
         elif kind == 3:
             name = f"d{i}.pdf"
             files[name] = b"%PDF-1.4 " + bytes(str(i), "ascii")
-            rows.append(
-                {"course_id": course_id, "file": name, "unit": unit, "display_name": f"Doc {i}"}
-            )
+            rows.append({"course_id": course_id, "file": name, "unit": unit, "display_name": f"Doc {i}"})
         else:
             name = f"img{i}.png"
             files[name] = PNG

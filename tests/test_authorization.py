@@ -95,6 +95,7 @@ CALLER_USER = {
     "bearer-owner": "owner",
 }
 
+
 def matrix():
     for caller, row in EXPECTED.items():
         for endpoint, expected in zip(ENDPOINTS, row, strict=True):

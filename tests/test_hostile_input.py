@@ -496,7 +496,9 @@ def test_body_over_django_memory_limit_is_refused_and_nothing_starts(
     assert answer["error_code"] == "request_too_large"
     # JSON is refused by its declared length before reading (the message names size and limit);
     # the upload's form fields by Django while parsing.
-    assert answer["developer_message"].endswith(("bytes; the limit is 10000.", "The request body is too large."))
+    assert answer["developer_message"].endswith(
+        ("bytes; the limit is 10000.", "The request body is too large.")
+    )
     assert not BulkProcess.objects.exists()
     assert bucket_is_empty(*bucket)
     assert tree_digest(sample_course) == before

@@ -120,6 +120,7 @@ def page_envelope(list_key: str) -> type[serializers.Serializer]:
     title = list_key.capitalize()
     return _envelope(f"{title}PageEnvelope", _page_serializer(f"{title}Page", list_key))
 
+
 RowErrorsEnvelope = _envelope("RowErrorsEnvelope", _RowErrorsSerializer)
 EmptyEnvelope = _envelope("EmptyEnvelope", _EmptySerializer)
 UploadQueuedEnvelope = _envelope("UploadQueuedEnvelope", ProcessIdSerializer)
