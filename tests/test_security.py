@@ -6,7 +6,9 @@ Each test names its item of the issue and fails without that item's fix.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import time
 
 import jwt
@@ -211,3 +213,228 @@ def test_unexpected_error_in_the_api_is_json(client_for, staff, monkeypatch):
         "developer_message": "Internal error; see the server logs.",
         "error_code": "server_error",
     }
+
+
+# Uploads: helpers ----------------------------------------------------------------------------
+
+
+def upload(client, rows: list[dict], files: dict[str, bytes], mode: str = "link"):
+    from tests.builders import content_zip, manifest
+    from tests.test_upload_api import post_upload
+
+    return post_upload(client, manifest(rows), content_zip(files), mode)
+
+
+def refusal(answer, column: str, fragment: str) -> None:
+    assert answer.status_code == 400, answer.content
+    errors = answer.json()["result"]["errors"]
+    assert any(e["column"] == column and fragment in e["message"] for e in errors), errors
+    assert not BulkProcess.objects.exists()
+
+
+UNIT = "Safe Section / Safe Sub / Safe Unit"
+
+
+# 4. The bytes one upload writes are bounded ------------------------------------------------------
+
+
+def test_one_file_named_by_many_rows_counts_each_time(
+    client_for, staff, sample_course, local_storage, settings
+):
+    settings.EXPORTBULK_UPLOAD_MAX_WRITE_BYTES = 10 * 1024**2
+    big = b"%PDF-1.4 " + os.urandom(1024**2)  # 1 MiB: 11 rows naming it would write 11 MiB
+    rows = [{"course_id": SAMPLE_COURSE_ID, "file": "big.pdf"}] * 11
+    answer = upload(client_for(staff), rows, {"big.pdf": big}, "upload")
+    refusal(answer, "file", "the limit is 10485760 (EXPORTBULK_UPLOAD_MAX_WRITE_BYTES)")
+    assert not (sample_course / "static" / "big.pdf").exists()
+    assert upload(client_for(staff), rows[:9], {"big.pdf": big}, "upload").status_code == 200
+
+
+# 7. Characters XML cannot hold are refused; a refused row writes nothing; the course still parses
+
+
+HOSTILE_ROWS = {
+    "control character in the outline path": ({"unit": "Bad\x0bSection / Sub / Unit"}, "unit"),
+    "control character in the title": ({"display_name": "evil\x01name"}, "display_name"),
+    "control character in the HTML": ({"file": "evil.html"}, "file"),
+    "unit that does not exist": (
+        {"unit": "block-v1:ExportBulk+Sample+2026+type@vertical+block@nope", "file": "n.pdf"},
+        None,
+    ),
+}
+
+
+def test_hostile_rows_never_corrupt_the_course(client_for, staff, sample_course, local_storage):
+    from tests.conftest import edx_cleaner_errors
+    from tests.test_upload_api import tree_digest
+
+    baseline = edx_cleaner_errors(sample_course)
+    files = {"ok.html": b"<p>fine</p>", "evil.html": b"<p>a\x01b</p>", "n.pdf": b"%PDF-1.4 n"}
+    client = client_for(staff)
+    for case, (cells, column) in HOSTILE_ROWS.items():
+        before = tree_digest(sample_course)
+        row = {"course_id": SAMPLE_COURSE_ID, "file": "ok.html", "unit": UNIT, **cells}
+        answer = upload(client, [row], files)
+        if column:  # refused whole at validation
+            refusal(answer, column, "control character")
+        else:  # fails its row at run time, before anything is written
+            assert answer.status_code == 200, answer.content
+            status = client.get(
+                reverse(
+                    "exportbulk:upload-status", kwargs={"process_id": answer.json()["result"]["processId"]}
+                )
+            ).json()["result"]
+            assert status["failedCount"] == 1, case
+            BulkProcess.objects.all().delete()
+        assert tree_digest(sample_course) == before, case
+    # Every later upload into the course works, and the course parses as before.
+    ok = upload(client, [{"course_id": SAMPLE_COURSE_ID, "file": "ok.html", "unit": UNIT}], files)
+    assert ok.status_code == 200
+    assert edx_cleaner_errors(sample_course) == baseline
+
+
+# 12. Transcripts named alike never overwrite each other nor an asset ---------------------------
+
+
+def test_transcripts_with_one_name_are_kept_apart(client_for, staff, sample_course, local_storage):
+    from tests.builders import SRT
+
+    rows = [
+        {"course_id": SAMPLE_COURSE_ID, "file": "v1.mp4", "unit": UNIT, "transcript": "d1/t.srt"},
+        {"course_id": SAMPLE_COURSE_ID, "file": "v2.mp4", "unit": UNIT, "transcript": "d2/t.srt"},
+        {"course_id": SAMPLE_COURSE_ID, "file": "d3/t.srt", "unit": UNIT},
+    ]
+    srts = {name: SRT.replace(b"Hello", name.encode()) for name in ("d1/t.srt", "d2/t.srt", "d3/t.srt")}
+    answer = upload(client_for(staff), rows, {"v1.mp4": b"\0mp4", "v2.mp4": b"\0mp4", **srts})
+    assert answer.status_code == 200, answer.content
+    static = {p.name: p.read_bytes() for p in (sample_course / "static").iterdir() if p.suffix == ".srt"}
+    assert static["t.srt"] == srts["d3/t.srt"]
+    assert sorted(srts.values()) == sorted(v for v in static.values() if v in srts.values())
+
+
+# 14. Names longer than the filesystem holds are refused up front -------------------------------
+
+
+def test_file_name_over_255_bytes_is_refused_at_validation(client_for, staff, sample_course, local_storage):
+    name = "n" * 300 + ".pdf"
+    answer = upload(
+        client_for(staff), [{"course_id": SAMPLE_COURSE_ID, "file": name}], {name: b"%PDF"}, "upload"
+    )
+    refusal(answer, "file", "the limit is 255")
+
+
+# 15. A file's bytes match the type the app presents it as ---------------------------------------
+
+
+def test_pdf_that_is_really_html_is_refused(client_for, staff, sample_course, local_storage):
+    html = b"<html><script>alert(document.cookie)</script></html>"
+    answer = upload(
+        client_for(staff), [{"course_id": SAMPLE_COURSE_ID, "file": "a.pdf"}], {"a.pdf": html}, "upload"
+    )
+    refusal(answer, "file", "is not a PDF")
+    assert not (sample_course / "static" / "a.pdf").exists()
+
+
+# 8. Password grant only for its applications; failed sign-ins are throttled --------------------
+
+
+def make_app(user, client_id: str, grant: str):
+    from oauth2_provider.models import AbstractApplication, get_application_model
+
+    return get_application_model().objects.create(
+        user=user,
+        name=client_id,
+        client_id=client_id,
+        client_secret="right-secret",
+        client_type=AbstractApplication.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=grant,
+    )
+
+
+def token(client_id: str, secret: str = "right-secret", ip: str = "10.0.0.1", **form):
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, **form}
+    return APIClient().post("/oauth2/access_token/", form, REMOTE_ADDR=ip)
+
+
+def test_password_grant_only_through_an_application_registered_for_it(staff):
+    make_app(staff, "service", "client-credentials")
+    make_app(staff, "mobile", "password")
+    login = {"grant_type": "password", "username": "staff", "password": "pw"}
+    refused = token("service", **login)
+    assert refused.status_code in (400, 401) and refused.json()["error"] == "unauthorized_client"
+    assert token("mobile", **login).status_code == 200
+
+
+def test_failed_token_requests_are_throttled_per_client_and_per_ip(staff, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.EXPORTBULK_AUTH_FAILURE_RATE = "5/m"
+    make_app(staff, "service", "client-credentials")
+    for _ in range(20):  # the right secret, often: never throttled
+        assert token("service").status_code == 200
+    for n in range(5):
+        assert token("service", secret="guess", ip=f"10.1.0.{n}").status_code == 401
+    # The client is held, from any address, even with the right secret; another address for
+    # another client is not.
+    assert token("service", ip="10.2.0.1").status_code == 429
+    make_app(staff, "other", "client-credentials")
+    assert token("other", ip="10.2.0.2").status_code == 200
+    # One address guessing many clients is held too.
+    for n in range(5):
+        assert token(f"nobody{n}", secret="guess", ip="10.3.0.1").status_code == 401
+    assert token("other", ip="10.3.0.1").status_code == 429
+
+
+def test_failed_admin_logins_are_throttled(staff, settings):
+    from django.core.cache import cache
+    from django.test import Client
+
+    cache.clear()
+    settings.EXPORTBULK_AUTH_FAILURE_RATE = "3/m"
+    client = Client()
+    for _ in range(3):
+        assert client.post("/admin/login/", {"username": "staff", "password": "wrong"}).status_code == 200
+    assert client.post("/admin/login/", {"username": "staff", "password": "pw"}).status_code == 429
+
+
+# 9. A body is refused by its declared length, before it is read --------------------------------
+
+
+def test_upload_declaring_a_huge_body_is_refused_before_reading(
+    client_for, staff, sample_course, local_storage
+):
+    from tests.builders import content_zip, manifest
+
+    client = client_for(staff)
+    data = {"file": io.BytesIO(manifest([{"course_id": SAMPLE_COURSE_ID, "file": "a.pdf"}]))}
+    data["content"] = io.BytesIO(content_zip({"a.pdf": b"%PDF"}))
+    data["file"].name, data["content"].name = "m.csv", "c.zip"
+    answer = client.post(UPLOAD_URL, data, format="multipart", CONTENT_LENGTH=str(3 * 1024**3))
+    assert answer.status_code == 413
+    assert answer.json()["developer_message"].startswith("The request body is 3221225472 bytes; the limit is")
+    assert not BulkProcess.objects.exists()
+
+
+# 13. Hosts: only allowed ones; URLs on the configured base --------------------------------------
+
+
+def test_forged_host_is_refused_and_urls_use_the_configured_base(
+    client_for, staff, sample_course, local_storage, settings
+):
+    client = client_for(staff)
+    assert client.get(reverse("exportbulk:export-status-list"), HTTP_HOST="evil.example").status_code == 400
+    settings.EXPORTBULK_BASE_URL = "https://exports.example.org/"
+    process_id = run_export(client)
+    url = export_status(client, process_id)["successful_uploads"][SAMPLE_COURSE_ID]
+    assert url.startswith("https://exports.example.org/api/courses/v0/exportbulk/files/")
+
+
+def test_allowed_hosts_default_to_loopback():
+    import subprocess
+    import sys
+
+    code = "from plugin_app.standalone import settings; print(settings.ALLOWED_HOSTS)"
+    env = {k: v for k, v in os.environ.items() if k != "EXPORTBULK_ALLOWED_HOSTS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['localhost', '127.0.0.1', '[::1]']"

@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTBULK_EXPORT_KEY_TEMPLATE": "{course_id}.tar.gz",
     # Lifetime of presigned (or locally signed) download URLs.
     "EXPORTBULK_URL_EXPIRY_SECONDS": 7 * 24 * 3600,
+    # Base of the local-storage download URLs the API answers (e.g. https://studio.example.com);
+    # empty: the request's own scheme and host, which Django's ALLOWED_HOSTS has checked.
+    "EXPORTBULK_BASE_URL": "",
     # True for a public-read bucket: plain object URLs instead of presigned ones.
     "EXPORTBULK_PUBLIC_URLS": False,
     # Filesystem storage root when no bucket is set (default: MEDIA_ROOT/exportbulk).

@@ -1,0 +1,87 @@
+"""
+ASGI entry point of the standalone project, served by gunicorn's ``asgi`` worker (``serve``).
+
+Why ASGI: a request's body is read on the worker's event loop and only then handed to a thread
+for Django, so a client that sends its body one byte at a time holds a coroutine, not a worker
+(with ``gthread``, 20 such clients held every thread). The body is still bounded before it is
+read: a ``Content-Length`` over the largest body the API accepts is refused at once, and reading
+stops as soon as more bytes than that arrive. Each view then applies its own, smaller limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "plugin_app.standalone.settings")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def largest_body() -> int:
+    """The largest body any endpoint reads: the bulk upload's (its ZIP and manifest at their limits)."""
+    from plugin_app.rest_api.v0.views import BulkUploadView
+
+    return BulkUploadView().max_body_bytes()
+
+
+class BodyLimit:
+    """Refuse a body over ``limit`` bytes by its declared length, and stop reading one that passes it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared and (not declared.isdigit() or int(declared) > self.limit):
+            await self.refuse(send, declared.decode("latin-1"))
+            return
+        received, over, started = 0, False, False
+
+        async def bounded_receive() -> Message:
+            nonlocal received, over
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    over = True  # Django stops reading, as if the client had gone
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, bounded_receive, watched_send)
+        if over and not started:
+            await self.refuse(send, f"over {self.limit}")
+
+    async def refuse(self, send: Send, size: str) -> None:
+        """413 in the API's error shape (``developer_message``, ``error_code``)."""
+        body = json.dumps(
+            {
+                "developer_message": f"The request body is {size} bytes; the limit is {self.limit}.",
+                "error_code": "request_too_large",
+            }
+        ).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send(
+            {"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]}
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+django_application = get_asgi_application()
+application = BodyLimit(django_application, largest_body())
