@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--client-secret", required=True)
         parser.add_argument(
             "--password",
-            help="also let the user log in (password grant, client id <client-id>-password); default: unusable",
+            help="also let the user log in (password grant, client <client-id>-password); default: unusable",
         )
 
     @transaction.atomic
