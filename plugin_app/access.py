@@ -8,6 +8,10 @@ course gets no new URL for its export nor the report describing it, while the re
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
@@ -19,7 +23,7 @@ from plugin_app.models import BulkItem
 PERMISSION_WITHDRAWN = "Permission denied: you no longer have Studio write access to this course."
 
 
-def refused_courses(user, process_id: str) -> set[str]:
+def refused_courses(user: AbstractBaseUser | AnonymousUser, process_id: str) -> set[str]:
     """The courses of the process that the user may no longer author."""
     backend = get_backend()
     course_ids = set(
@@ -36,12 +40,12 @@ def refused_courses(user, process_id: str) -> set[str]:
     return refused
 
 
-def as_allowed_now(user, info: ProcessInfo) -> ProcessInfo:
+def as_allowed_now(user: AbstractBaseUser | AnonymousUser, info: ProcessInfo) -> ProcessInfo:
     """The process as the user may see it now: refused courses without URL, no report while any is."""
     refused = refused_courses(user, info.process_id)
     if not refused:
         return info
-    changes: dict = {"report_url": None}
+    changes: dict[str, Any] = {"report_url": None}
     if info.successful_uploads is not None:
         changes["successful_uploads"] = {
             course: url for course, url in info.successful_uploads.items() if course not in refused

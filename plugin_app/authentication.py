@@ -9,6 +9,8 @@ the Open edX path every valid token's user exists too.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from edx_rest_framework_extensions.auth.jwt.authentication import JwtAuthentication
 from rest_framework import exceptions
@@ -17,7 +19,7 @@ from rest_framework import exceptions
 class ExistingUserJwtAuthentication(JwtAuthentication):
     """``JwtAuthentication`` that refuses tokens of missing or inactive users, and creates no one."""
 
-    def authenticate_credentials(self, payload):
+    def authenticate_credentials(self, payload: dict[str, Any]) -> Any:
         username = self._get_username_from_payload(payload)
         user = get_user_model().objects.filter(username=username).first() if username else None
         if user is None or not user.is_active:

@@ -365,6 +365,14 @@ def test_password_grant_only_through_an_application_registered_for_it(staff):
     assert token("mobile", **login).status_code == 200
 
 
+def test_jwt_for_a_client_without_user_is_a_json_400():
+    """JsonResponse's second argument is its encoder: the status must be given by name."""
+    make_app(None, "orphan", "client-credentials")
+    answer = token("orphan", token_type="jwt")
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_client"
+
+
 def test_failed_token_requests_are_throttled_per_client_and_per_ip(staff, settings):
     from django.core.cache import cache
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.views.debug import SafeExceptionReporterFilter
 
@@ -18,6 +19,6 @@ def mask_url_credentials(text: str) -> str:
 class CredentialMaskingFilter(SafeExceptionReporterFilter):
     """Django's filter (names like KEY, SECRET, AUTH, PASS hidden), plus passwords inside URLs."""
 
-    def cleanse_setting(self, key, value):
+    def cleanse_setting(self, key: int | str, value: Any) -> Any:
         value = super().cleanse_setting(key, value)
         return mask_url_credentials(value) if isinstance(value, str) else value

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from plugin_app.settings import common
@@ -81,7 +82,7 @@ TEMPLATES = [
 ]
 
 
-def database(url: str) -> dict:
+def database(url: str) -> dict[str, Any]:
     """A Django DATABASES entry from ``sqlite:///path`` or ``mysql://user:pw@host:port/name``."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -130,7 +131,10 @@ JWT_AUTH = {
 }
 # As edx-platform does (cms/envs/common.py): a JWT's claims are possibly stale, so they never
 # rewrite the user (edx-drf-extensions' default mapping copies "administrator" into is_staff).
-EDX_DRF_EXTENSIONS = {"JWT_PAYLOAD_USER_ATTRIBUTE_MAPPING": {}, "JWT_PAYLOAD_MERGEABLE_USER_ATTRIBUTES": []}
+EDX_DRF_EXTENSIONS: dict[str, Any] = {
+    "JWT_PAYLOAD_USER_ATTRIBUTE_MAPPING": {},
+    "JWT_PAYLOAD_MERGEABLE_USER_ATTRIBUTES": [],
+}
 OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "plugin_app.standalone.oauth.StandaloneOAuth2Validator",
     "ACCESS_TOKEN_EXPIRE_SECONDS": JWT_AUTH["JWT_EXPIRATION_DELTA_SECONDS"],

@@ -40,7 +40,7 @@ def _basic_auth_user(request: HttpRequest) -> str:
         return ""
 
 
-def _keys(field: str) -> list:
+def _keys(field: str) -> list[str | Callable[[str, HttpRequest], str]]:
     return ["ip", _named(field)]
 
 
