@@ -15,7 +15,9 @@ import posixpath
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
@@ -60,7 +62,7 @@ class ManifestRow:
         """The asset's name as Studio makes it from the file's own name (``Week_1_Readings.pdf``)."""
         return studio_asset_name(posixpath.basename(self.file))
 
-    def as_data(self) -> dict:
+    def as_data(self) -> dict[str, Any]:
         return {
             "cells": self.cells,
             "file": self.file,
@@ -71,7 +73,7 @@ class ManifestRow:
         }
 
     @classmethod
-    def from_data(cls, line: int, course_id: str, data: dict) -> ManifestRow:
+    def from_data(cls, line: int, course_id: str, data: dict[str, Any]) -> ManifestRow:
         return cls(line=line, course_id=course_id, **data)
 
 
@@ -246,7 +248,16 @@ def _check_row(
     return row, []
 
 
-def _check_unit(unit: str, course_id: str, error) -> None:
+# Records one error of the row being checked: (column, message).
+ErrorSink = Callable[[str, str], None]
+
+
+def _without_branch(course_key: Any) -> Any:
+    """The course key without its branch (``CourseLocator.for_branch``; the stubs type CourseKey only)."""
+    return course_key.for_branch(None)
+
+
+def _check_unit(unit: str, course_id: str, error: ErrorSink) -> None:
     if not unit:
         error("unit", "Link mode needs a unit: a unit usage key or 'Section / Subsection / Unit'.")
         return
@@ -262,7 +273,7 @@ def _check_unit(unit: str, course_id: str, error) -> None:
         error("unit", f"{unit!r} is an old-style i4x:// key; give the unit's block-v1: usage key.")
     elif usage_key.block_type != "vertical":
         error("unit", f"{unit!r} is a {usage_key.block_type}, not a unit (vertical).")
-    elif str(usage_key.course_key.for_branch(None)) != course_id:
+    elif str(_without_branch(usage_key.course_key)) != course_id:
         error("unit", f"{unit!r} is not a unit of {course_id}.")
 
 
@@ -279,7 +290,7 @@ _CORRUPT_ENTRY = (
 )
 
 
-def _check_file_content(archive: zipfile.ZipFile, file: str, content_type: str, error) -> None:
+def _check_file_content(archive: zipfile.ZipFile, file: str, content_type: str, error: ErrorSink) -> None:
     """Content that becomes a component must be readable as such: UTF-8 html, safe problem XML."""
     if content_type not in (ContentType.HTML, ContentType.PROBLEM):
         return

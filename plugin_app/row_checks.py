@@ -16,10 +16,14 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from plugin_app.data import RowError
+
+if TYPE_CHECKING:
+    from plugin_app.manifest import ManifestRow
 
 # Characters outside XML 1.0's Char production (https://www.w3.org/TR/xml/#charsets).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -68,7 +72,7 @@ def check_pdf(archive: zipfile.ZipFile, line: int, file: str) -> list[RowError]:
     return []
 
 
-def check_write_budget(archive: zipfile.ZipFile, rows: Iterable) -> list[RowError]:
+def check_write_budget(archive: zipfile.ZipFile, rows: Iterable[ManifestRow]) -> list[RowError]:
     """Refuse a process that would write more than ``EXPORTBULK_UPLOAD_MAX_WRITE_BYTES``."""
     limit = settings.EXPORTBULK_UPLOAD_MAX_WRITE_BYTES
     total = sum(
