@@ -32,8 +32,8 @@ from plugin_app.backends.olx_directory import OlxDirectoryBackend
 from plugin_app.content_zip import check_zip
 from plugin_app.data import RowError, UploadMode
 from plugin_app.manifest import ManifestRow, parse_manifest
-from plugin_app.row_checks import not_xml_char
 from plugin_app.models import BulkItem, BulkProcess
+from plugin_app.row_checks import not_xml_char
 from tests.builders import PROBLEM, content_zip, manifest
 from tests.conftest import SAMPLE_COURSE_ID
 from tests.test_export_api import EXPORT_URL, all_keys, tarball_keys
