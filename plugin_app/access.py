@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 

@@ -70,7 +70,7 @@ def absolute_url(url: str, request: Request) -> str:
 
     Without ``EXPORTBULK_BASE_URL`` the request's host is used, which ``ALLOWED_HOSTS`` vouches for.
     """
-    base = settings.EXPORTBULK_BASE_URL
+    base: str = settings.EXPORTBULK_BASE_URL
     if base and url.startswith("/"):
         return base.rstrip("/") + url
     return request.build_absolute_uri(url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
@@ -13,7 +14,7 @@ from plugin_app.data import UploadMode
 class _StrictCharField(serializers.CharField):
     """A string, and only a string (DRF's CharField would turn 12 into "12")."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             raise serializers.ValidationError("Not a string.")
         return super().to_internal_value(data)
@@ -22,11 +23,11 @@ class _StrictCharField(serializers.CharField):
 class _BoundedListField(serializers.ListField):
     """A list whose length is checked before any of its items is (a huge list costs nothing)."""
 
-    def __init__(self, *, max_length_setting: str, noun: str, **kwargs):
+    def __init__(self, *, max_length_setting: str, noun: str, **kwargs: Any) -> None:
         self.max_length_setting, self.noun = max_length_setting, noun
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> list[Any]:
         limit = getattr(settings, self.max_length_setting)
         if isinstance(data, list) and len(data) > limit:
             raise serializers.ValidationError(
@@ -35,7 +36,7 @@ class _BoundedListField(serializers.ListField):
         return super().to_internal_value(data)
 
 
-class ExportRequestSerializer(serializers.Serializer):
+class ExportRequestSerializer(serializers.Serializer[dict[str, Any]]):
     """``{"courses": [...]}``, ``{"org": "X"}`` or ``{"all": true}``, with an optional ``"async"``."""
 
     courses = _BoundedListField(
@@ -50,15 +51,16 @@ class ExportRequestSerializer(serializers.Serializer):
     # Sent as "async" (a Python keyword, hence the rename in get_fields).
     run_async = serializers.BooleanField(required=False, default=False, source="run_async")
 
-    def get_fields(self) -> dict:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
         fields["async"] = fields.pop("run_async")
         return fields
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
-        return super().to_internal_value(data)
+        validated: dict[str, Any] = super().to_internal_value(data)
+        return validated
 
     def validate_courses(self, courses: list[str]) -> list[str]:
         duplicates = sorted(c for c, count in Counter(courses).items() if count > 1)
@@ -66,7 +68,7 @@ class ExportRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"Duplicate course ids: {', '.join(duplicates)}.")
         return courses
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         chosen = [name for name in ("courses", "org") if name in attrs] + (
             ["all"] if attrs.get("all") else []
         )
@@ -77,7 +79,7 @@ class ExportRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class BulkUploadRequestSerializer(serializers.Serializer):
+class BulkUploadRequestSerializer(serializers.Serializer[dict[str, Any]]):
     """The multipart form of a bulk upload; documents it (the view reads the form itself)."""
 
     file = serializers.FileField(help_text="The CSV manifest: course_id, file, and optional columns.")

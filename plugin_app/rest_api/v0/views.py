@@ -9,19 +9,23 @@ Errors outside the status envelope follow the platform: ``developer_message`` an
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponseBase
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -44,7 +48,7 @@ class IsActiveUser(BasePermission):
 
     message = "This account is deactivated."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_active)
 
 
@@ -62,19 +66,19 @@ class BulkAPIView(APIView):
 
     permission_classes = [IsAuthenticated, IsActiveUser]
 
-    def get_authenticators(self):
+    def get_authenticators(self) -> list[BaseAuthentication]:
         return [import_string(path)() for path in settings.EXPORTBULK_AUTHENTICATION_CLASSES]
 
     def max_body_bytes(self) -> int:
         """The largest body this endpoint reads; Django's own limit for bodies read into memory."""
         return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**63
 
-    def initial(self, request, *args, **kwargs):
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Before authentication, which may parse a form (CSRF): a body too large is never read.
         _check_declared_length(request, self.max_body_bytes())
         super().initial(request, *args, **kwargs)
 
-    def handle_exception(self, exc):
+    def handle_exception(self, exc: Exception) -> Response:
         for kind, (status_code, message, code) in _REQUEST_LIMITS.items():
             if isinstance(exc, kind):
                 return api_error(status_code, message, code)
@@ -87,7 +91,7 @@ class BulkAPIView(APIView):
         return response
 
 
-def _check_declared_length(request, limit: int) -> None:
+def _check_declared_length(request: Request, limit: int) -> None:
     """Refuse a body by its declared length, before a byte of it is read (Django reads no more)."""
     meta = request.META
     declared = meta.get("CONTENT_LENGTH") or ""
@@ -106,7 +110,9 @@ def _check_declared_length(request, limit: int) -> None:
 class _BoundedJSONParser(JSONParser):
     """DRF's JSON parser; JSON nested too deep for the decoder is a 400, not a 500."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
@@ -121,7 +127,7 @@ _REQUEST_LIMITS = {
 }
 
 
-def _flatten(detail) -> str:
+def _flatten(detail: Any) -> str:
     """Serializer errors as one readable sentence naming each field."""
     if isinstance(detail, dict):
         return " ".join(
@@ -167,7 +173,7 @@ class ExportView(BulkAPIView):
             **schema.AUTH_ERRORS,
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = ExportRequestSerializer(data=request.data)
         if not serializer.is_valid():
             return api_error(400, _flatten(serializer.errors), "invalid_request")
@@ -190,13 +196,13 @@ class ExportView(BulkAPIView):
         api.run_export(process_id)
         info = api.get_process(request.user, ProcessKind.EXPORT, process_id)
         answer = {
-            "successful_uploads": absolute_urls(info.successful_uploads, request),
+            "successful_uploads": absolute_urls(info.successful_uploads or {}, request),
             "failed_uploads": info.failed_uploads,
         }
         return Response(answer, status=400 if info.failed_uploads else 200)
 
 
-def _queued(task, process_id: str, answer: dict, status_code: int) -> Response:
+def _queued(task: Any, process_id: str, answer: dict[str, Any], status_code: int) -> Response:
     """Send the process to the workers; if the broker is down, leave nothing behind."""
     try:
         tasks.enqueue(task, process_id)
@@ -219,7 +225,7 @@ class _StatusView(BulkAPIView):
     @extend_schema(
         responses={200: schema.ProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS},
     )
-    def get(self, request, process_id: str):
+    def get(self, request: Request, process_id: str) -> Response:
         try:
             info = api.get_process(request.user, self.kind, process_id)
         except api.ProcessNotFound:
@@ -241,7 +247,7 @@ class ProcessStatusView(BulkAPIView):
     @extend_schema(
         responses={200: schema.AnyProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS},
     )
-    def get(self, request, process_id: str):
+    def get(self, request: Request, process_id: str) -> Response:
         for kind in ProcessKind:
             try:
                 info = api.get_process(request.user, kind, process_id)
@@ -252,7 +258,7 @@ class ProcessStatusView(BulkAPIView):
         return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
 
 
-def _list_schema(list_key: str):
+def _list_schema(list_key: str) -> Any:
     return extend_schema_view(
         get=extend_schema(
             parameters=[
@@ -275,7 +281,7 @@ class _StatusListView(BulkAPIView):
     page_size = 20
     max_page = 1_000_000  # beyond any real history; keeps the row offset a small number
 
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         try:
             page = max(1, int(request.query_params.get("page", "1")))
             size = min(100, max(1, int(request.query_params.get("page_size", self.page_size))))
@@ -304,10 +310,10 @@ class _StatusListView(BulkAPIView):
         return Response(envelope(self.api_id, result))
 
 
-def _page_url(request, page: int) -> str:
+def _page_url(request: Request, page: int) -> str:
     query = request.query_params.copy()
     query["page"] = str(page)
-    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    return str(request.build_absolute_uri(f"{request.path}?{query.urlencode()}"))
 
 
 class ExportStatusView(_StatusView):
@@ -354,7 +360,7 @@ class BulkUploadView(BulkAPIView):
 
     def max_body_bytes(self) -> int:
         # The ZIP and the manifest at their limits, and room for the form's own lines.
-        return (
+        return int(
             settings.EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES
             + settings.EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES
             + 1024 * 1024
@@ -380,14 +386,15 @@ class BulkUploadView(BulkAPIView):
             **schema.AUTH_ERRORS,
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         errors = []
         manifest, content = request.FILES.get("file"), request.FILES.get("content")
         if manifest is None:
             errors.append(RowError(None, "file", "The CSV manifest (form field 'file') is missing."))
         if content is None:
             errors.append(RowError(None, "content", "The content ZIP (form field 'content') is missing."))
-        mode_name = (request.headers.get("operation-mode") or request.data.get("mode") or "").strip().lower()
+        form: Any = request.data  # a QueryDict: the parsers are multipart and form
+        mode_name = (request.headers.get("operation-mode") or form.get("mode") or "").strip().lower()
         if mode_name not in UploadMode.__members__.values():
             errors.append(RowError(None, "operation-mode", "The mode must be one of upload, publish, link."))
         limit = settings.EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES
@@ -419,7 +426,7 @@ class BulkUploadView(BulkAPIView):
 class FileDownloadView(APIView):
     """Serves a file of the local storage to whoever holds a valid, unexpired signed URL."""
 
-    authentication_classes: list = []
+    authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
     @extend_schema(
@@ -430,7 +437,7 @@ class FileDownloadView(APIView):
             404: OpenApiResponse(schema.ErrorSerializer, "Unknown, tampered or expired link."),
         },
     )
-    def get(self, request, token: str):
+    def get(self, request: Request, token: str) -> HttpResponseBase:
         try:
             name = storage.unsign_download_token(token)
         except signing.BadSignature:
