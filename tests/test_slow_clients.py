@@ -100,8 +100,11 @@ def test_a_body_without_length_stops_being_read_past_the_limit():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("declared", [b"1001", b"12abc"])
-def test_a_declared_length_over_the_limit_is_refused_unread(declared):
+@pytest.mark.parametrize(("declared", "status"), [(b"1001", 413), (b"12abc", 400)])
+def test_a_declared_length_over_the_limit_is_refused_unread(declared, status):
     sent, read = _call(BodyLimit(django_application, 1000), [b"{}"], [(b"content-length", declared)])
     assert read == 0
-    assert sent[0]["status"] == 413
+    assert sent[0]["status"] == status
+    assert json.loads(sent[1]["body"])["developer_message"].startswith(
+        "The request body is 1001 bytes" if status == 413 else "The Content-Length header is not"
+    )

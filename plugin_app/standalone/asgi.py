@@ -44,7 +44,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared and (not declared.isdigit() or int(declared) > self.limit):
+        if declared and not declared.isdigit():
+            await self.answer(send, 400, "The Content-Length header is not a number.", "parse_error")
+            return
+        if declared and int(declared) > self.limit:
             await self.refuse(send, declared.decode("latin-1"))
             return
         received, over, started = 0, False, False
@@ -69,16 +72,20 @@ class BodyLimit:
             await self.refuse(send, f"over {self.limit}")
 
     async def refuse(self, send: Send, size: str) -> None:
-        """413 in the API's error shape (``developer_message``, ``error_code``)."""
-        body = json.dumps(
-            {
-                "developer_message": f"The request body is {size} bytes; the limit is {self.limit}.",
-                "error_code": "request_too_large",
-            }
-        ).encode()
+        message = f"The request body is {size} bytes; the limit is {self.limit}."
+        await self.answer(send, 413, message, "request_too_large")
+
+    @staticmethod
+    async def answer(send: Send, status: int, message: str, code: str) -> None:
+        """An error in the API's shape (``developer_message``, ``error_code``); the connection closes."""
+        body = json.dumps({"developer_message": message, "error_code": code}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send(
-            {"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]}
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"connection", b"close")],
+            }
         )
         await send({"type": "http.response.body", "body": body})
 
