@@ -115,7 +115,7 @@ ProcessEnvelope = _envelope("ProcessEnvelope", _ProcessSerializer)
 AnyProcessEnvelope = _envelope("AnyProcessEnvelope", _AnyProcessSerializer)
 
 
-def page_envelope(list_key: str) -> type[serializers.Serializer]:
+def page_envelope(list_key: str) -> type[serializers.Serializer[Any]]:
     """The envelope of a status list whose processes are under ``list_key``."""
     title = list_key.capitalize()
     return _envelope(f"{title}PageEnvelope", _page_serializer(f"{title}Page", list_key))
