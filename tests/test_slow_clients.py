@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from plugin_app.standalone.asgi import BodyLimit, django_application
+from plugin_app.standalone.asgi import BodyLimit, application, django_application
 
 EXPORT_PATH = "/api/courses/v0/export/"
+AT_1000 = BodyLimit(django_application, lambda path: 1000)
 
 
 def _open_slow_body(port: int, length: int = 1000) -> socket.socket:
@@ -93,7 +94,7 @@ def _call(app, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> tuple
 def test_a_body_without_length_stops_being_read_past_the_limit():
     """Chunked: no Content-Length to refuse by, so reading stops at the first chunk past the limit."""
     chunks = [b"x" * 400] * 100
-    sent, read = _call(BodyLimit(django_application, 1000), chunks, [(b"transfer-encoding", b"chunked")])
+    sent, read = _call(AT_1000, chunks, [(b"transfer-encoding", b"chunked")])
     assert read == 3  # 1,200 bytes: past the limit, nothing more is read
     assert sent[0]["status"] == 413
     assert json.loads(sent[1]["body"])["error_code"] == "request_too_large"
@@ -102,9 +103,19 @@ def test_a_body_without_length_stops_being_read_past_the_limit():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("declared", "status"), [(b"1001", 413), (b"12abc", 400)])
 def test_a_declared_length_over_the_limit_is_refused_unread(declared, status):
-    sent, read = _call(BodyLimit(django_application, 1000), [b"{}"], [(b"content-length", declared)])
+    sent, read = _call(AT_1000, [b"{}"], [(b"content-length", declared)])
     assert read == 0
     assert sent[0]["status"] == status
     assert json.loads(sent[1]["body"])["developer_message"].startswith(
         "The request body is 1001 bytes" if status == 413 else "The Content-Length header is not"
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_endpoint_refuses_by_its_own_limit_before_reading(settings):
+    """The export's JSON is held to Django's in-memory limit, not to the bulk upload's gigabytes."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    sent, read = _call(application, [b"{}"], [(b"content-length", b"10001")])
+    assert read == 0
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"])["developer_message"].endswith("the limit is 10000.")
