@@ -158,6 +158,8 @@ def _check_header(header: list[str]) -> list[RowError]:
     # Counted once: a header of thousands of columns must not cost a quadratic scan.
     errors += [
         RowError(1, name, f"The column {name!r} appears twice.")
+        if name
+        else RowError(1, "header", "More than one column of the header has no name.")
         for name, count in Counter(columns).items()
         if count > 1
     ]

@@ -23,7 +23,7 @@ import zipfile
 
 import pytest
 import requests
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from opaque_keys.edx.keys import CourseKey
@@ -571,6 +571,7 @@ def csv_like(draw) -> bytes:
     ),
     mode=st.sampled_from(list(UploadMode)),
 )
+@example(raw=b",course_id,,file\n", mode=UploadMode.UPLOAD)  # unnamed columns, twice
 @hypothesis_settings(max_examples=300, deadline=None)
 def test_manifest_parser_answers_rows_or_row_errors_for_any_bytes(raw, mode):
     """Whatever the bytes, the view gets rows or row errors to show: never an exception (a 500)."""
