@@ -287,6 +287,7 @@ def test_hostile_rows_never_corrupt_the_course(client_for, staff, sample_course,
             assert status["failedCount"] == 1, case
             BulkProcess.objects.all().delete()
         assert tree_digest(sample_course) == before, case
+        assert edx_cleaner_errors(sample_course) == baseline, case  # olxcleaner still parses it
     # Every later upload into the course works, and the course parses as before.
     ok = upload(client, [{"course_id": SAMPLE_COURSE_ID, "file": "ok.html", "unit": UNIT}], files)
     assert ok.status_code == 200
