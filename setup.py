@@ -68,7 +68,7 @@ setup(
     install_requires=PLUGIN_REQUIRES + APP_REQUIRES,
     extras_require={
         # The standalone server: its production WSGI server, MySQL driver and Celery's Redis transport.
-        "standalone": ["gunicorn>=25.1", "PyMySQL>=1.1", "redis>=5.0"],
+        "standalone": ["gunicorn>=27.0", "PyMySQL>=1.1", "redis>=5.0", "django-ratelimit>=4.1"],
         "test": [
             "pytest>=8.0",
             "hypothesis>=6.100",

@@ -114,8 +114,6 @@ class Stack:
             str(port),
             "--workers",
             "1",
-            "--threads",
-            "24",
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

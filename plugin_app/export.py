@@ -7,9 +7,10 @@ a synchronous export). Backups write the same tarball under another name (``writ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -64,27 +65,43 @@ def storage_name(make_name: Callable[[], str]) -> str:
         raise ExportError("The course id cannot be used as a storage object name.") from None
 
 
-def export_course(course_key: CourseKey, should_stop: Callable[[], bool] | None = None) -> str:
+def export_course(
+    course_key: CourseKey, process_id: str = "", should_stop: Callable[[], bool] | None = None
+) -> str:
     """Export one course into storage; return the storage name of its tarball.
 
-    ``should_stop`` is asked between parts; if it says so, storage.Stopped is raised and no object is left.
+    With a process, the tarball is stored under that process's own name (what its URLs serve: a
+    later export never replaces it), then copied to the course's usual name (``<course_id>.tar.gz``,
+    the latest export). ``should_stop`` is asked between parts; if it says so, storage.Stopped is
+    raised and no object is left.
     """
-    name = storage_name(lambda: storage.export_name(str(course_key)))
+    latest = storage_name(lambda: storage.export_name(str(course_key)))
+    name = storage_name(lambda: storage.export_name(str(course_key), process_id))
     write_course(course_key, name, should_stop)
+    if name != latest:
+        with _export_errors(course_key):
+            storage.copy(name, latest)
     return name
 
 
 def write_course(course_key: CourseKey, name: str, should_stop: Callable[[], bool] | None = None) -> Written:
     """Stream the course's tarball into the storage name ``name``; raises ExportError (or
     storage.Stopped, see ``export_course``)."""
+    with _export_errors(course_key), get_backend().export_olx(course_key) as tree:
+        if not _safe_folder_name(tree.root_name):
+            # The tarball's top folder: ".." would make every member a path outside the extraction root.
+            raise ExportError(f"The course's url_name {tree.root_name!r} cannot name a folder.")
+        with storage.open_writer(name, TARBALL_CONTENT_TYPE, should_stop) as out:
+            digesting = _Digesting(out)
+            write_tarball(tree, digesting, settings.EXPORTBULK_COMPRESSION_LEVEL)  # type: ignore[arg-type]
+    return Written(digesting.size, digesting.hash.hexdigest())
+
+
+@contextlib.contextmanager
+def _export_errors(course_key: CourseKey) -> Iterator[None]:
+    """Turn what a backend or the storage raises into an ExportError whose message is safe to show."""
     try:
-        with get_backend().export_olx(course_key) as tree:
-            if not _safe_folder_name(tree.root_name):
-                # The tarball's top folder: ".." would make every member a path outside the extraction root.
-                raise ExportError(f"The course's url_name {tree.root_name!r} cannot name a folder.")
-            with storage.open_writer(name, TARBALL_CONTENT_TYPE, should_stop) as out:
-                digesting = _Digesting(out)
-                write_tarball(tree, digesting, settings.EXPORTBULK_COMPRESSION_LEVEL)  # type: ignore[arg-type]
+        yield
     except CourseNotFound:
         raise ExportError("Course not found.") from None
     except (BotoCoreError, ClientError) as exc:
@@ -96,7 +113,6 @@ def write_course(course_key: CourseKey, name: str, should_stop: Callable[[], boo
     except OSError as exc:
         log.warning("Export of %s failed: %s", course_key, exc)
         raise ExportError(f"Storage error: {exc.strerror or type(exc).__name__}.") from None
-    return Written(digesting.size, digesting.hash.hexdigest())
 
 
 def _safe_folder_name(name: str) -> bool:

@@ -71,7 +71,8 @@ def create_export(user: User, course_ids: list[str], *, send: bool = True) -> st
 def export_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     """Export one course of the process; a cancel stops it between parts, leaving no object."""
     try:
-        name = export_course(CourseKey.from_string(item.course_id), runners.cancel_check(process))
+        course_key = CourseKey.from_string(item.course_id)
+        name = export_course(course_key, process.process_id.hex, runners.cancel_check(process))
     except ExportError as exc:
         return ItemOutcome(ItemStatus.FAILED, error=str(exc))
     except storage.Stopped:

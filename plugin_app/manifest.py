@@ -15,7 +15,9 @@ import posixpath
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
@@ -23,6 +25,7 @@ from django.conf import settings
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey, UsageKey
 
+from plugin_app import row_checks
 from plugin_app.backends.base import parse_outline_path, studio_asset_name
 from plugin_app.data import ContentType, RowError, UploadMode
 
@@ -59,7 +62,7 @@ class ManifestRow:
         """The asset's name as Studio makes it from the file's own name (``Week_1_Readings.pdf``)."""
         return studio_asset_name(posixpath.basename(self.file))
 
-    def as_data(self) -> dict:
+    def as_data(self) -> dict[str, Any]:
         return {
             "cells": self.cells,
             "file": self.file,
@@ -70,7 +73,7 @@ class ManifestRow:
         }
 
     @classmethod
-    def from_data(cls, line: int, course_id: str, data: dict) -> ManifestRow:
+    def from_data(cls, line: int, course_id: str, data: dict[str, Any]) -> ManifestRow:
         return cls(line=line, course_id=course_id, **data)
 
 
@@ -130,6 +133,8 @@ def parse_manifest(
         if row:
             manifest.rows.append(row)
     errors.extend(_check_asset_name_clashes(manifest.rows))
+    if archive is not None and not errors:
+        errors.extend(row_checks.check_write_budget(archive, manifest.rows))
     return manifest, errors
 
 
@@ -153,6 +158,8 @@ def _check_header(header: list[str]) -> list[RowError]:
     # Counted once: a header of thousands of columns must not cost a quadratic scan.
     errors += [
         RowError(1, name, f"The column {name!r} appears twice.")
+        if name
+        else RowError(1, "header", "More than one column of the header has no name.")
         for name, count in Counter(columns).items()
         if count > 1
     ]
@@ -182,7 +189,9 @@ def _check_row(
     if too_long:
         return None, too_long
     values = {column: cell.strip() for column, cell in zip(columns, cells, strict=True)}
-    errors: list[RowError] = []
+    errors: list[RowError] = row_checks.check_cells(number, values)
+    if errors:
+        return None, errors
 
     def error(column: str, message: str) -> None:
         errors.append(RowError(number, column, message))
@@ -203,6 +212,8 @@ def _check_row(
         error("file", "The file is empty.")
     elif file not in zip_names:
         error("file", f"{file!r} is not in the content ZIP.")
+    else:
+        errors.extend(row_checks.check_name_length(number, "file", file))
     content_type = values.get("type", "").lower() or _TYPE_BY_EXTENSION.get(
         posixpath.splitext(file)[1].lower(), "asset"
     )
@@ -218,6 +229,8 @@ def _check_row(
         error("transcript", "A transcript must be an .srt file of the content ZIP, on a video row.")
     if not errors and archive is not None and mode == UploadMode.LINK:
         _check_file_content(archive, file, content_type, error)
+    if not errors and archive is not None and content_type == ContentType.PDF:
+        errors.extend(row_checks.check_pdf(archive, number, file))
     if errors:
         return None, errors
     row = ManifestRow(
@@ -237,7 +250,16 @@ def _check_row(
     return row, []
 
 
-def _check_unit(unit: str, course_id: str, error) -> None:
+# Records one error of the row being checked: (column, message).
+ErrorSink = Callable[[str, str], None]
+
+
+def _without_branch(course_key: Any) -> Any:
+    """The course key without its branch (``CourseLocator.for_branch``; the stubs type CourseKey only)."""
+    return course_key.for_branch(None)
+
+
+def _check_unit(unit: str, course_id: str, error: ErrorSink) -> None:
     if not unit:
         error("unit", "Link mode needs a unit: a unit usage key or 'Section / Subsection / Unit'.")
         return
@@ -249,9 +271,11 @@ def _check_unit(unit: str, course_id: str, error) -> None:
         except ValueError as exc:
             error("unit", f"{unit!r} is neither a usage key nor an outline path: {exc}.")
         return
-    if usage_key.block_type != "vertical":
+    if usage_key.deprecated:  # i4x://...: no run, so it names no course of today's keys
+        error("unit", f"{unit!r} is an old-style i4x:// key; give the unit's block-v1: usage key.")
+    elif usage_key.block_type != "vertical":
         error("unit", f"{unit!r} is a {usage_key.block_type}, not a unit (vertical).")
-    elif str(usage_key.course_key.for_branch(None)) != course_id:
+    elif str(_without_branch(usage_key.course_key)) != course_id:
         error("unit", f"{unit!r} is not a unit of {course_id}.")
 
 
@@ -268,7 +292,7 @@ _CORRUPT_ENTRY = (
 )
 
 
-def _check_file_content(archive: zipfile.ZipFile, file: str, content_type: str, error) -> None:
+def _check_file_content(archive: zipfile.ZipFile, file: str, content_type: str, error: ErrorSink) -> None:
     """Content that becomes a component must be readable as such: UTF-8 html, safe problem XML."""
     if content_type not in (ContentType.HTML, ContentType.PROBLEM):
         return
@@ -282,6 +306,10 @@ def _check_file_content(archive: zipfile.ZipFile, file: str, content_type: str, 
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         error("file", f"{file!r} is not UTF-8 text.")
+        return
+    bad = row_checks.not_xml_char(text)
+    if bad:
+        error("file", f"{file!r} holds a control character ({bad}) that OLX cannot hold.")
         return
     if content_type == ContentType.PROBLEM:
         try:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from botocore.config import Config
 from django.conf import settings
@@ -37,7 +38,7 @@ _SIGNING_SALT = "plugin_app.storage.download"
 class SignedFileSystemStorage(FileSystemStorage):
     """Local storage whose URLs carry a signature that expires, like presigned S3 URLs."""
 
-    def url(self, name: str) -> str:
+    def url(self, name: str | None) -> str:
         token = signing.dumps(name, salt=_SIGNING_SALT)
         return reverse("exportbulk:download", kwargs={"token": token})
 
@@ -57,10 +58,16 @@ class SharedClientS3Storage(S3Storage):
     """
 
     @functools.cached_property
-    def client(self):
+    def client(self) -> Any:
         return self.connection.meta.client
 
-    def url(self, name: str, parameters=None, expire=None, http_method=None) -> str:
+    def url(
+        self,
+        name: str,
+        parameters: dict[str, Any] | None = None,
+        expire: int | None = None,
+        http_method: str | None = None,
+    ) -> str:
         if not self.querystring_auth or parameters or http_method:
             return super().url(name, parameters, expire, http_method)
         params = {"Bucket": self.bucket_name, "Key": name}
@@ -98,7 +105,7 @@ def get_storage() -> Storage:
 
 
 @receiver(setting_changed)
-def _forget_storage(setting: str, **kwargs) -> None:
+def _forget_storage(setting: str, **kwargs: Any) -> None:
     if setting.startswith("EXPORTBULK_") or setting == "MEDIA_ROOT":
         get_storage.cache_clear()
 
@@ -112,18 +119,34 @@ def object_name(*parts: str) -> str:
     return name
 
 
-def export_name(course_id: str) -> str:
-    """Where the export of one course is stored."""
-    return object_name(settings.EXPORTBULK_EXPORT_KEY_TEMPLATE.format(course_id=course_id))
+def export_name(course_id: str, process_id: str = "") -> str:
+    """Where the export of one course is stored: its latest, or the one a process made.
+
+    A process's own object is never overwritten, so a URL given for a process serves what that
+    process exported even on a bucket without versioning; the latest is a copy of it.
+    """
+    name = settings.EXPORTBULK_EXPORT_KEY_TEMPLATE.format(course_id=course_id)
+    return object_name("exports", process_id, name) if process_id else object_name(name)
+
+
+def copy(source: str, target: str) -> None:
+    """Copy one stored object onto another name (in S3 without downloading it), atomically."""
+    store = get_storage()
+    if isinstance(store, SharedClientS3Storage):
+        # boto3's managed copy: one CopyObject, or a multipart copy past 5 GiB.
+        store.client.copy({"Bucket": store.bucket_name, "Key": source}, store.bucket_name, target)
+        return
+    with store.open(source, "rb") as data, atomic_file(store.path(target)) as out:
+        shutil.copyfileobj(data, out, 1024 * 1024)
 
 
 class _S3MultipartWriter:
     """A write-only file that sends what it is given to S3 as the parts of a multipart upload."""
 
-    def __init__(self, client, bucket: str, key: str, upload_id: str):
+    def __init__(self, client: Any, bucket: str, key: str, upload_id: str) -> None:
         self._client, self._bucket, self._key, self._upload_id = client, bucket, key, upload_id
         self._buffer = bytearray()
-        self._parts: list[dict] = []
+        self._parts: list[dict[str, Any]] = []
         self._failed = False
 
     def write(self, data: bytes) -> int:
@@ -167,7 +190,7 @@ def _s3_writer(storage: SharedClientS3Storage, name: str, content_type: str) -> 
     upload = client.create_multipart_upload(Bucket=bucket, Key=name, ContentType=content_type)
     writer = _S3MultipartWriter(client, bucket, name, upload["UploadId"])
     try:
-        yield writer
+        yield cast(BinaryIO, writer)  # write-only: the calls gzip and tarfile make
         writer.complete()
     except BaseException:
         with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import posixpath
 import zipfile
+from typing import Any, BinaryIO, cast
 
 from opaque_keys.edx.keys import CourseKey
 
@@ -29,7 +30,9 @@ def _store_asset(
 ) -> str:
     with archive.open(file) as stream:
         name = posixpath.basename(file)
-        return backend.save_asset(course_key, AssetFile(name, content_type_of(name), stream, locked))
+        return backend.save_asset(
+            course_key, AssetFile(name, content_type_of(name), cast(BinaryIO, stream), locked)
+        )
 
 
 def _presenting_html(row: ManifestRow, asset_url: str) -> str:
@@ -62,7 +65,7 @@ def process_row(
     row: ManifestRow,
     mode: UploadMode,
     process_hex: str,
-    user,
+    user: Any,
 ) -> dict[str, str]:
     """Do one row; return what it made: ``asset_name`` and ``asset_url``, and/or ``usage_key``."""
     course_key = CourseKey.from_string(row.course_id)
@@ -72,12 +75,13 @@ def process_row(
             "asset_name": row.asset_name,
             "asset_url": _store_asset(backend, course_key, archive, row.file, locked),
         }
-    result = {}
+    result: dict[str, str] = {}
     asset_url = ""
+    # The unit first: a usage key naming no unit fails the row before anything is written.
+    unit_key = backend.resolve_unit(course_key, row.unit, user)
     if row.type not in (ContentType.HTML, ContentType.PROBLEM):
         asset_url = _store_asset(backend, course_key, archive, row.file, locked=False)
         result.update(asset_name=row.asset_name, asset_url=asset_url)
-    unit_key = backend.resolve_unit(course_key, row.unit, user)
     spec = _component(row, archive, component_block_id(process_hex, row.line), asset_url)
     if row.transcript:  # through edxval, as Studio's transcript upload: not a course asset
         video_key = course_key.make_usage_key(spec.block_type, spec.block_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import urllib.parse
 from pathlib import Path
@@ -47,7 +48,8 @@ def all_keys(s3, bucket_name: str) -> list[str]:
 
 
 def tarball_keys(s3, bucket_name: str) -> list[str]:
-    return [key for key in all_keys(s3, bucket_name) if key.endswith(".tar.gz")]
+    """The courses' latest exports (each process's own copies live under exports/<process>/)."""
+    return [key for key in all_keys(s3, bucket_name) if key.endswith(".tar.gz") and "exports/" not in key]
 
 
 def copy_course(olx_root: Path, org: str) -> str:
@@ -139,7 +141,8 @@ def test_export_public_bucket_answers_plain_object_urls(client_for, staff, sampl
     response = client_for(staff).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
     url = response.json()["successful_uploads"][SAMPLE_COURSE_ID]
     assert "X-Amz-Signature" not in url and "?" not in url
-    assert urllib.parse.unquote(url).endswith(f"/{bucket[1]}/{SAMPLE_COURSE_ID}.tar.gz")
+    key = rf"/{bucket[1]}/exports/[0-9a-f]{{32}}/{re.escape(SAMPLE_COURSE_ID)}\.tar\.gz$"
+    assert re.search(key, urllib.parse.unquote(url))
     assert requests.get(url, timeout=30).status_code == 200
 
 

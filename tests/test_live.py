@@ -37,7 +37,17 @@ def test_token_flows_and_course_listing_across_pages(live):
         client = live.client(token_type=token_type)
         assert SAMPLE_COURSE_ID in [c["id"] for c in client.list_all_courses()]
         assert list(client.export_courses([SAMPLE_COURSE_ID])["successful_uploads"]) == [SAMPLE_COURSE_ID]
-    password_client = live.client(username=SERVICE_USER, password=SERVICE_PASSWORD)
+    from tutor_exportbulk.client import OpenedxRESTAPIClient
+
+    # The password grant goes through the application registered for it, never the service client.
+    assert "unauthorized_client" in str(_token_error(live, CLIENT_ID))
+    password_client = OpenedxRESTAPIClient(
+        live.base_url,
+        f"{CLIENT_ID}-password",
+        CLIENT_SECRET,
+        username=SERVICE_USER,
+        password=SERVICE_PASSWORD,
+    )
     assert SAMPLE_COURSE_ID in [c["id"] for c in password_client.list_all_courses(org="ExportBulk")]
     # The LMS pages by 10: with 12 courses the client must follow "next".
     for n in range(11):
@@ -165,3 +175,12 @@ def test_tutor_exportbulk_works_from_the_saved_tutor_config_alone(live, tmp_path
     assert SAMPLE_COURSE_ID in [c["id"] for c in courses]
     exported = json.loads(run("exportbulk", "--json", "export", SAMPLE_COURSE_ID).stdout)
     assert list(exported["successful_uploads"]) == [SAMPLE_COURSE_ID]
+
+
+def _token_error(live, client_id: str) -> dict:
+    form = {"grant_type": "password", "username": SERVICE_USER, "password": SERVICE_PASSWORD}
+    answer = requests.post(
+        f"{live.base_url}/oauth2/access_token/", data=form, auth=(client_id, CLIENT_SECRET), timeout=30
+    )
+    assert answer.status_code in (400, 401)
+    return answer.json()

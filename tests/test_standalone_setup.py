@@ -140,7 +140,13 @@ def test_serve_and_worker_started_together_both_come_up(tmp_path):
         _read_until(processes["worker"], logs["worker"], "ready.")
         assert f"Tasks go to the broker redis://127.0.0.1:6379/0, queue {queue}" in served
         assert "never-printed" not in served
-        assert (tmp_path / "home" / "gunicorn.ctl").is_socket()
+        # gunicorn opens its control socket once the workers are spawned, after "Listening at".
+        control = tmp_path / "home" / "gunicorn.ctl"
+        for _ in range(100):
+            if control.is_socket():
+                break
+            time.sleep(0.1)
+        assert control.is_socket()
         assert not (tmp_path / "user" / ".gunicorn").exists()
     finally:
         for process in processes.values():

@@ -38,7 +38,7 @@ def test_real_world_file_names_upload_under_studios_asset_names(
 ):
     client = client_for(staff)
     rows = [{"course_id": SAMPLE_COURSE_ID, "file": file} for file in REAL_NAMES]
-    zip_bytes = content_zip({file: f"bytes of {file}".encode() for file in REAL_NAMES})
+    zip_bytes = content_zip({file: f"%PDF bytes of {file}".encode() for file in REAL_NAMES})
     response = post_upload(client, manifest(rows), zip_bytes, "publish")
     assert response.status_code == 200, response.content
 
@@ -52,7 +52,7 @@ def test_real_world_file_names_upload_under_studios_asset_names(
         # As a Studio export: policy under the asset name, file under its display name.
         assert policy[name]["displayname"] == display
         assert policy[name]["filename"] == ASSET_PREFIX.lstrip("/") + name
-        assert (sample_course / "static" / display).read_bytes() == f"bytes of {file}".encode()
+        assert (sample_course / "static" / display).read_bytes() == f"%PDF bytes of {file}".encode()
 
 
 def test_names_that_clean_to_the_same_asset_clash(client_for, staff, sample_course, local_storage):
@@ -60,7 +60,9 @@ def test_names_that_clean_to_the_same_asset_clash(client_for, staff, sample_cour
         {"course_id": SAMPLE_COURSE_ID, "file": "a b.pdf"},
         {"course_id": SAMPLE_COURSE_ID, "file": "a_b.pdf"},
     ]
-    response = post_upload(client_for(staff), manifest(rows), content_zip({"a b.pdf": b"1", "a_b.pdf": b"2"}))
+    response = post_upload(
+        client_for(staff), manifest(rows), content_zip({"a b.pdf": b"%PDF1", "a_b.pdf": b"%PDF2"})
+    )
     assert response.status_code == 400
     (error,) = response.json()["result"]["errors"]
     assert error["row"] == 3 and "'a_b.pdf'" in error["message"] and "row 2" in error["message"]
@@ -70,7 +72,10 @@ def test_a_renamed_upload_replaces_the_asset_file(client_for, staff, sample_cour
     client = client_for(staff)
     for file in ("a b.pdf", "a_b.pdf"):
         rows = [{"course_id": SAMPLE_COURSE_ID, "file": file}]
-        assert post_upload(client, manifest(rows), content_zip({file: file.encode()})).status_code == 200
+        assert (
+            post_upload(client, manifest(rows), content_zip({file: b"%PDF " + file.encode()})).status_code
+            == 200
+        )
     assert not (sample_course / "static" / "a b.pdf").exists()  # one asset, one file: import sees no twin
     assert assets_policy(sample_course)["a_b.pdf"]["displayname"] == "a_b.pdf"
 

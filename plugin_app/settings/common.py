@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTBULK_EXPORT_KEY_TEMPLATE": "{course_id}.tar.gz",
     # Lifetime of presigned (or locally signed) download URLs.
     "EXPORTBULK_URL_EXPIRY_SECONDS": 7 * 24 * 3600,
+    # Base of the local-storage download URLs the API answers (e.g. https://studio.example.com);
+    # empty: the request's own scheme and host, which Django's ALLOWED_HOSTS has checked.
+    "EXPORTBULK_BASE_URL": "",
     # True for a public-read bucket: plain object URLs instead of presigned ones.
     "EXPORTBULK_PUBLIC_URLS": False,
     # Filesystem storage root when no bucket is set (default: MEDIA_ROOT/exportbulk).
@@ -41,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES": 2 * 1024**3,
     "EXPORTBULK_UPLOAD_MAX_COMPRESSION_RATIO": 100,
     "EXPORTBULK_UPLOAD_MAX_CELL_CHARS": 1000,
+    # Bytes one upload may write into courses: a file named by many rows counts once per row.
+    "EXPORTBULK_UPLOAD_MAX_WRITE_BYTES": 4 * 1024**3,
     "EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES": 10 * 1024**2,
     # Limits on a course tarball to restore, enforced on the bytes actually decompressed.
     "EXPORTBULK_RESTORE_MAX_UNCOMPRESSED_BYTES": 8 * 1024**3,
@@ -69,8 +74,9 @@ DEFAULTS: dict[str, Any] = {
     # The user scheduled backups run as (``exportbulk_backup``); the init task provisions it.
     "EXPORTBULK_SERVICE_USERNAME": "exportbulk",
     # Authentication classes of the REST API, as dotted paths.
+    # The JWT class is edx-drf-extensions' JwtAuthentication refusing unknown or inactive users.
     "EXPORTBULK_AUTHENTICATION_CLASSES": [
-        "edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication",
+        "plugin_app.authentication.ExistingUserJwtAuthentication",
         "openedx.core.lib.api.authentication.BearerAuthenticationAllowInactiveUser",
         "edx_rest_framework_extensions.auth.session.authentication.SessionAuthenticationAllowInactiveUser",
     ],

@@ -98,9 +98,9 @@ def provision(username: str, email: str, client_id: str, client_secret: str, pas
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
-@click.option("--threads", default=8, show_default=True, type=int, help="threads per worker")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Apply migrations, then serve the API with gunicorn (production WSGI server)."""
+@click.option("--connections", default=1000, show_default=True, type=int, help="open connections per worker")
+def serve(host: str, port: int, workers: int, connections: int) -> None:
+    """Apply migrations, then serve the API with gunicorn's ASGI worker (see standalone/asgi.py)."""
     setup_django()
     from django.conf import settings
     from django.core.management import call_command
@@ -116,9 +116,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             "CELERY_BROKER_URL."
         )
     argv = [
-        sys.executable, "-m", "gunicorn", "plugin_app.standalone.wsgi:application",
-        "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
-        "--worker-class", "gthread", "--timeout", "600", "--graceful-timeout", "10",
+        sys.executable, "-m", "gunicorn", "plugin_app.standalone.asgi:application",
+        # Bodies are read on the event loop, so slow clients hold no thread (standalone/asgi.py).
+        "--bind", f"{host}:{port}", "--workers", str(workers), "--worker-connections", str(connections),
+        "--worker-class", "asgi", "--timeout", "600", "--graceful-timeout", "10",
         "--access-logfile", "-",
         # gunicornc's socket in the state folder, not in the user's home.
         "--control-socket", str(Path(settings.EXPORTBULK_HOME) / "gunicorn.ctl"),

@@ -8,6 +8,9 @@ Settings of the standalone project: the app outside Open edX, configured from th
     CELERY_BROKER_URL         e.g. redis://127.0.0.1:6379/0; unset: tasks run in-process
     EXPORTBULK_BUCKET, EXPORTBULK_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     AWS_DEFAULT_REGION        S3 storage; without a bucket files go to $EXPORTBULK_HOME/storage
+    EXPORTBULK_ALLOWED_HOSTS  host names the server answers, comma-separated (default: loopback only)
+    EXPORTBULK_BASE_URL       e.g. https://exports.example.com: the base of the URLs the API answers
+                              (default: the request's own, once its host is allowed)
     EXPORTBULK_*              every other setting of plugin_app/settings/common.py, with its type
                               (see plugin_app/standalone/environment.py)
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from plugin_app.settings import common
@@ -27,7 +31,14 @@ HOME.mkdir(parents=True, exist_ok=True)
 
 DEBUG = os.environ.get("EXPORTBULK_DEBUG", "") == "1"
 SECRET_KEY = os.environ.get("EXPORTBULK_SECRET_KEY") or secret_key(HOME)
-ALLOWED_HOSTS = ["*"]
+# A forged Host header is refused (400), never echoed into the URLs the API answers.
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("EXPORTBULK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+    if host.strip()
+]
+# Error pages (DEBUG) mask credentials inside URL settings too, e.g. CELERY_BROKER_URL's password.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "plugin_app.standalone.errors.CredentialMaskingFilter"
 ROOT_URLCONF = "plugin_app.standalone.urls"
 WSGI_APPLICATION = "plugin_app.standalone.wsgi.application"
 USE_TZ = True
@@ -71,7 +82,7 @@ TEMPLATES = [
 ]
 
 
-def database(url: str) -> dict:
+def database(url: str) -> dict[str, Any]:
     """A Django DATABASES entry from ``sqlite:///path`` or ``mysql://user:pw@host:port/name``."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -103,18 +114,26 @@ DATABASES = {
 # OAuth2 and JWT as the LMS issues them (oauth_dispatch), so clients talk to us as to Open edX.
 JWT_ISSUER = os.environ.get("EXPORTBULK_JWT_ISSUER", "http://localhost/oauth2")
 JWT_AUDIENCE = "exportbulk-standalone"
-_JWT_PRIVATE, _JWT_PUBLIC = jwt_keys(HOME)
+# The keys live only inside JWT_AUTH, a name Django's error reporter masks (no module global).
 JWT_AUTH = {
     "JWT_ISSUER": JWT_ISSUER,
     "JWT_AUDIENCE": JWT_AUDIENCE,
-    "JWT_ISSUERS": [{"ISSUER": JWT_ISSUER, "AUDIENCE": JWT_AUDIENCE, "SECRET_KEY": SECRET_KEY}],
+    # No symmetric key: HS256 tokens (which SECRET_KEY would sign) are never accepted.
+    "JWT_ISSUERS": [{"ISSUER": JWT_ISSUER, "AUDIENCE": JWT_AUDIENCE, "SECRET_KEY": ""}],
     "JWT_ALGORITHM": "RS512",
-    "JWT_PRIVATE_SIGNING_JWK": _JWT_PRIVATE,
-    "JWT_PUBLIC_SIGNING_JWK_SET": _JWT_PUBLIC,
-    "JWT_DECODE_HANDLER": "edx_rest_framework_extensions.auth.jwt.decoder.jwt_decode_handler",
+    **dict(zip(("JWT_PRIVATE_SIGNING_JWK", "JWT_PUBLIC_SIGNING_JWK_SET"), jwt_keys(HOME), strict=True)),
+    "JWT_DECODE_HANDLER": (
+        "edx_rest_framework_extensions.auth.jwt.decoder.get_asymmetric_only_jwt_decode_handler"
+    ),
     "JWT_AUTH_HEADER_PREFIX": "JWT",
     "JWT_VERIFY_EXPIRATION": True,
     "JWT_EXPIRATION_DELTA_SECONDS": int(os.environ.get("EXPORTBULK_TOKEN_EXPIRE_SECONDS", "3600")),
+}
+# As edx-platform does (cms/envs/common.py): a JWT's claims are possibly stale, so they never
+# rewrite the user (edx-drf-extensions' default mapping copies "administrator" into is_staff).
+EDX_DRF_EXTENSIONS: dict[str, Any] = {
+    "JWT_PAYLOAD_USER_ATTRIBUTE_MAPPING": {},
+    "JWT_PAYLOAD_MERGEABLE_USER_ATTRIBUTES": [],
 }
 OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "plugin_app.standalone.oauth.StandaloneOAuth2Validator",
@@ -123,7 +142,7 @@ OAUTH2_PROVIDER = {
 }
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication",
+        "plugin_app.authentication.ExistingUserJwtAuthentication",
         "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -175,6 +194,23 @@ globals().update(
         os.environ,
     )
 )
+
+# Failed sign-ins allowed per client id (or username) and per IP address (standalone.throttle),
+# counted in the cache shared by every server process: Redis when there is one, else files.
+EXPORTBULK_AUTH_FAILURE_RATE = os.environ.get("EXPORTBULK_AUTH_FAILURE_RATE", "10/m")
+_CACHE_URL = os.environ.get("EXPORTBULK_CACHE_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+)
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
+        if _CACHE_URL
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(HOME / "cache"),
+        }
+    )
+}
 
 LOGGING = {
     "version": 1,

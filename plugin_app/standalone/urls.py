@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from plugin_app.standalone.courses import CourseListView
 from plugin_app.standalone.oauth import AccessTokenView
+from plugin_app.standalone.throttle import throttled_admin_login
 
 
 class PingView(APIView):
@@ -26,6 +27,7 @@ def only_the_apps_endpoints(endpoints: list[tuple[str, str, str, Any]]) -> list[
 
 
 urlpatterns = [
+    path("admin/login/", throttled_admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("oauth2/access_token/", AccessTokenView.as_view(), name="access-token"),
     path("api/courses/v1/courses/", CourseListView.as_view(), name="standalone-courses"),

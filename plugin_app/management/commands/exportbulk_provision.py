@@ -18,6 +18,7 @@ from django.db import transaction
 from oauth2_provider.models import AbstractApplication, get_application_model
 
 APPLICATION_NAME = "exportbulk"
+PASSWORD_APPLICATION_NAME = "exportbulk-password"
 
 
 class Command(BaseCommand):
@@ -28,7 +29,10 @@ class Command(BaseCommand):
         parser.add_argument("--email", required=True)
         parser.add_argument("--client-id", required=True)
         parser.add_argument("--client-secret", required=True)
-        parser.add_argument("--password", help="also let the user log in (password grant); default: unusable")
+        parser.add_argument(
+            "--password",
+            help="also let the user log in (password grant, client <client-id>-password); default: unusable",
+        )
 
     @transaction.atomic
     def handle(
@@ -54,31 +58,47 @@ class Command(BaseCommand):
             changed = True
         if changed:
             user.save()
-        application_model = get_application_model()
-        other = application_model.objects.filter(client_id=client_id).exclude(
-            user=user, name=APPLICATION_NAME
+        app_changed = _ensure_application(
+            user, APPLICATION_NAME, client_id, client_secret, AbstractApplication.GRANT_CLIENT_CREDENTIALS
         )
-        if other.exists():
-            raise CommandError(f"The client id {client_id!r} belongs to another application.")
-        app = application_model.objects.filter(user=user, name=APPLICATION_NAME).first()
-        if app is None:
-            app = application_model(user=user, name=APPLICATION_NAME)
-        wanted = {
-            "client_id": client_id,
-            "client_type": AbstractApplication.CLIENT_CONFIDENTIAL,
-            "authorization_grant_type": AbstractApplication.GRANT_CLIENT_CREDENTIALS,
-            "skip_authorization": True,
-        }
-        app_changed = app.pk is None or any(getattr(app, field) != value for field, value in wanted.items())
-        # DOT hashes client secrets (2.x+); compare through the hasher, or plainly for 1.x.
-        if app.pk is None or not (
-            check_password(client_secret, app.client_secret) or app.client_secret == client_secret
-        ):
-            app.client_secret = client_secret
-            app_changed = True
-        if app_changed:
-            for field, value in wanted.items():
-                setattr(app, field, value)
-            app.save()
+        if password:
+            # The password grant is allowed only through an application registered for it.
+            app_changed |= _ensure_application(
+                user, PASSWORD_APPLICATION_NAME, password_client_id(client_id), client_secret,
+                AbstractApplication.GRANT_PASSWORD,
+            )  # fmt: skip
         verb = "Created" if created else ("Updated" if changed or app_changed else "Unchanged:")
         self.stdout.write(f"{verb} service user {username!r} and OAuth2 client {client_id!r}.")
+
+
+def password_client_id(client_id: str) -> str:
+    """The client id of the service user's password-grant application."""
+    return f"{client_id}-password"
+
+
+def _ensure_application(user: Any, name: str, client_id: str, client_secret: str, grant: str) -> bool:
+    """Create or update the user's application of that name; whether anything changed."""
+    application_model = get_application_model()
+    if application_model.objects.filter(client_id=client_id).exclude(user=user, name=name).exists():
+        raise CommandError(f"The client id {client_id!r} belongs to another application.")
+    app = application_model.objects.filter(user=user, name=name).first() or application_model(
+        user=user, name=name
+    )
+    wanted = {
+        "client_id": client_id,
+        "client_type": AbstractApplication.CLIENT_CONFIDENTIAL,
+        "authorization_grant_type": grant,
+        "skip_authorization": True,
+    }
+    changed = app.pk is None or any(getattr(app, field) != value for field, value in wanted.items())
+    # DOT hashes client secrets (2.x+); compare through the hasher, or plainly for 1.x.
+    if app.pk is None or not (
+        check_password(client_secret, app.client_secret) or app.client_secret == client_secret
+    ):
+        app.client_secret = client_secret
+        changed = True
+    if changed:
+        for field, value in wanted.items():
+            setattr(app, field, value)
+        app.save()
+    return changed

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework.request import Request
 
@@ -56,7 +57,7 @@ def process_result(info: ProcessInfo, request: Request) -> dict[str, Any]:
     }
     if info.finished_at:
         result["endTime"] = format_time(info.finished_at)
-        result["report"] = request.build_absolute_uri(info.report_url) if info.report_url else None
+        result["report"] = absolute_url(info.report_url, request) if info.report_url else None
     if info.error:
         result["error"] = info.error
     if info.items is not None:
@@ -67,6 +68,16 @@ def process_result(info: ProcessInfo, request: Request) -> dict[str, Any]:
     return result
 
 
+def absolute_url(url: str, request: Request) -> str:
+    """Local storage answers relative URLs; callers need absolute ones, on the configured base.
+
+    Without ``EXPORTBULK_BASE_URL`` the request's host is used, which ``ALLOWED_HOSTS`` vouches for.
+    """
+    base: str = settings.EXPORTBULK_BASE_URL
+    if base and url.startswith("/"):
+        return base.rstrip("/") + url
+    return request.build_absolute_uri(url)
+
+
 def absolute_urls(urls: dict[str, str], request: Request) -> dict[str, str]:
-    """Local storage answers relative URLs; callers need absolute ones."""
-    return {key: request.build_absolute_uri(url) for key, url in urls.items()}
+    return {key: absolute_url(url, request) for key, url in urls.items()}

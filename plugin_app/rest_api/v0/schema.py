@@ -147,6 +147,7 @@ class JwtAuthenticationScheme(OpenApiAuthenticationExtension):
     """The platform's JWT header (``Authorization: JWT <token>``), as drf-spectacular should show it."""
 
     target_class = "edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication"
+    match_subclasses = True  # plugin_app.authentication.ExistingUserJwtAuthentication too
     name = "jwtAuth"
 
     def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:

@@ -9,22 +9,26 @@ Errors outside the status envelope follow the platform: ``developer_message`` an
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import FileResponse
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import FileResponse, Http404, HttpResponseBase
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from plugin_app import api, storage
+from plugin_app import access, api, storage
 from plugin_app.data import ProcessKind, RowError, UploadMode
 from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.envelope import absolute_urls, envelope, format_time, process_result
@@ -43,19 +47,37 @@ class IsActiveUser(BasePermission):
 
     message = "This account is deactivated."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_active)
 
 
+class BodyTooLarge(APIException):
+    status_code, default_code = 413, "request_too_large"
+
+
+class LengthRequired(APIException):
+    status_code, default_code = 411, "length_required"
+    default_detail = "Send the body with a Content-Length header (chunked bodies are not accepted)."
+
+
 class BulkAPIView(APIView):
-    """Authenticated as the platform's own APIs are; errors as ``developer_message``."""
+    """Authenticated as the platform's own APIs are; every error as JSON ``developer_message``."""
 
     permission_classes = [IsAuthenticated, IsActiveUser]
 
-    def get_authenticators(self):
+    def get_authenticators(self) -> list[BaseAuthentication]:
         return [import_string(path)() for path in settings.EXPORTBULK_AUTHENTICATION_CLASSES]
 
-    def handle_exception(self, exc):
+    def max_body_bytes(self) -> int:
+        """The largest body this endpoint reads; Django's own limit for bodies read into memory."""
+        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**63
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Before authentication, which may parse a form (CSRF): a body too large is never read.
+        _check_declared_length(request, self.max_body_bytes())
+        super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, api.QuotaExceeded):
             response = api_error(429, str(exc), "too_many_active_processes")
             response["Retry-After"] = str(exc.retry_after)
@@ -67,10 +89,41 @@ class BulkAPIView(APIView):
         for kind, (status_code, message, code) in _REQUEST_LIMITS.items():
             if isinstance(exc, kind):
                 return api_error(status_code, message, code)
+        if not isinstance(exc, (APIException, Http404, PermissionDenied)):
+            log.exception("Unexpected error in %s", type(self).__name__)
+            return api_error(500, "Internal error; see the server logs.", "server_error")
         response = super().handle_exception(exc)
         if isinstance(exc, APIException):
             response.data = {"developer_message": _flatten(exc.detail), "error_code": exc.default_code}
         return response
+
+
+def _check_declared_length(request: Request, limit: int) -> None:
+    """Refuse a body by its declared length, before a byte of it is read (Django reads no more)."""
+    meta = request.META
+    declared = meta.get("CONTENT_LENGTH") or ""
+    if not declared:
+        if meta.get("HTTP_TRANSFER_ENCODING", "").lower() not in ("", "identity"):
+            raise LengthRequired()
+        return
+    try:
+        size = int(declared)
+    except ValueError:
+        raise ParseError("The Content-Length header is not a number.") from None
+    if size > limit:
+        raise BodyTooLarge(f"The request body is {size} bytes; the limit is {limit}.")
+
+
+class _BoundedJSONParser(JSONParser):
+    """DRF's JSON parser; JSON nested too deep for the decoder is a 400, not a 500."""
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 # Django's own limits on a request (DATA_UPLOAD_MAX_*), met while DRF parses it.
@@ -81,7 +134,7 @@ _REQUEST_LIMITS = {
 }
 
 
-def _flatten(detail) -> str:
+def _flatten(detail: Any) -> str:
     """Serializer errors as one readable sentence naming each field."""
     if isinstance(detail, dict):
         return " ".join(
@@ -109,7 +162,7 @@ class ExportView(BulkAPIView):
     * 202 ``{"processId": ...}`` for ``"async": true``; see ``export/status/<processId>``.
     """
 
-    parser_classes = [JSONParser]
+    parser_classes = [_BoundedJSONParser]
 
     @extend_schema(
         operation_id="bulk_export",
@@ -128,7 +181,7 @@ class ExportView(BulkAPIView):
             **schema.AUTH_ERRORS,
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = ExportRequestSerializer(data=request.data)
         if not serializer.is_valid():
             return api_error(400, _flatten(serializer.errors), "invalid_request")
@@ -151,7 +204,7 @@ class ExportView(BulkAPIView):
         api.run_now(process_id)
         info = api.get_process(request.user, ProcessKind.EXPORT, process_id)
         answer = {
-            "successful_uploads": absolute_urls(info.successful_uploads, request),
+            "successful_uploads": absolute_urls(info.successful_uploads or {}, request),
             "failed_uploads": info.failed_uploads,
         }
         return Response(answer, status=400 if info.failed_uploads else 200)
@@ -167,12 +220,13 @@ class _StatusView(BulkAPIView):
     @extend_schema(
         responses={200: schema.ProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS},
     )
-    def get(self, request, process_id: str):
+    def get(self, request: Request, process_id: str) -> Response:
         try:
             info = api.get_process(request.user, self.kind, process_id)
         except api.ProcessNotFound:
             message = f"Process Id {process_id} is not found in the system"
             return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
+        info = access.as_allowed_now(request.user, info)
         return Response(envelope(self.api_id, process_result(info, request)))
 
 
@@ -188,18 +242,19 @@ class ProcessStatusView(BulkAPIView):
     @extend_schema(
         responses={200: schema.AnyProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS},
     )
-    def get(self, request, process_id: str):
+    def get(self, request: Request, process_id: str) -> Response:
         for kind in ProcessKind:
             try:
                 info = api.get_process(request.user, kind, process_id)
             except api.ProcessNotFound:
                 continue
+            info = access.as_allowed_now(request.user, info)
             return Response(envelope(self.api_id, {**process_result(info, request), "kind": info.kind}))
         message = f"Process Id {process_id} is not found in the system"
         return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
 
 
-def _list_schema(list_key: str):
+def _list_schema(list_key: str) -> Any:
     return extend_schema_view(
         get=extend_schema(
             parameters=[
@@ -223,8 +278,9 @@ class _StatusListView(BulkAPIView):
     api_id: str
     list_key: str  # where the page lists the processes: "exports", "uploads", ...
     page_size = 20
+    max_page = 1_000_000  # beyond any real history; keeps the row offset a small number
 
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         try:
             # Past the last page answers an empty one; the cap keeps the SQL offset a valid integer.
             page = min(MAX_PAGE, max(1, int(request.query_params.get("page", "1"))))
@@ -233,6 +289,9 @@ class _StatusListView(BulkAPIView):
             return Response(
                 envelope(self.api_id, {}, "INVALID_REQUEST", "page and page_size are numbers."), 400
             )
+        if page > self.max_page:
+            message = f"page is at most {self.max_page}."
+            return Response(envelope(self.api_id, {}, "INVALID_REQUEST", message), 400)
         infos, count = api.list_processes(request.user, self.kind, (page - 1) * size, size)
         result = {
             "userId": request.user.id,
@@ -266,7 +325,7 @@ class _CancelView(BulkAPIView):
             **schema.AUTH_ERRORS,
         },
     )
-    def post(self, request, process_id: str):
+    def post(self, request: Request, process_id: str) -> Response:
         try:
             info = api.cancel(request.user, self.kind, process_id)
         except api.ProcessNotFound:
@@ -276,10 +335,10 @@ class _CancelView(BulkAPIView):
         return Response(envelope(self.api_id, process_result(info, request)), status=200 if ended else 202)
 
 
-def _page_url(request, page: int) -> str:
+def _page_url(request: Request, page: int) -> str:
     query = request.query_params.copy()
     query["page"] = str(page)
-    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    return str(request.build_absolute_uri(f"{request.path}?{query.urlencode()}"))
 
 
 class ExportStatusView(_StatusView):
@@ -336,6 +395,14 @@ class BulkUploadView(BulkAPIView):
 
     api_id = "api.bulkupload.content"
 
+    def max_body_bytes(self) -> int:
+        # The ZIP and the manifest at their limits, and room for the form's own lines.
+        return int(
+            settings.EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES
+            + settings.EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES
+            + 1024 * 1024
+        )
+
     @extend_schema(
         operation_id="bulk_upload",
         request={"multipart/form-data": BulkUploadRequestSerializer},
@@ -357,14 +424,15 @@ class BulkUploadView(BulkAPIView):
             **schema.AUTH_ERRORS,
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         errors = []
         manifest, content = request.FILES.get("file"), request.FILES.get("content")
         if manifest is None:
             errors.append(RowError(None, "file", "The CSV manifest (form field 'file') is missing."))
         if content is None:
             errors.append(RowError(None, "content", "The content ZIP (form field 'content') is missing."))
-        mode_name = (request.headers.get("operation-mode") or request.data.get("mode") or "").strip().lower()
+        form: Any = request.data  # a QueryDict: the parsers are multipart and form
+        mode_name = (request.headers.get("operation-mode") or form.get("mode") or "").strip().lower()
         if mode_name not in UploadMode.__members__.values():
             errors.append(RowError(None, "operation-mode", "The mode must be one of upload, publish, link."))
         limit = settings.EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES
@@ -396,7 +464,7 @@ class BulkUploadView(BulkAPIView):
 class FileDownloadView(APIView):
     """Serves a file of the local storage to whoever holds a valid, unexpired signed URL."""
 
-    authentication_classes: list = []
+    authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
     @extend_schema(
@@ -407,7 +475,7 @@ class FileDownloadView(APIView):
             404: OpenApiResponse(schema.ErrorSerializer, "Unknown, tampered or expired link."),
         },
     )
-    def get(self, request, token: str):
+    def get(self, request: Request, token: str) -> HttpResponseBase:
         try:
             name = storage.unsign_download_token(token)
         except signing.BadSignature:

@@ -1,0 +1,66 @@
+"""
+Access to a process's courses, checked again whenever the process is shown.
+
+A process keeps what it made, but the caller's right to it is today's: an author removed from a
+course gets no new URL for its export nor the report describing it, while the rest stays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from opaque_keys import InvalidKeyError
+from opaque_keys.edx.keys import CourseKey
+
+from plugin_app.backends import get_backend
+from plugin_app.data import ProcessInfo
+from plugin_app.models import BulkItem
+
+PERMISSION_WITHDRAWN = "Permission denied: you no longer have Studio write access to this course."
+
+
+def refused_courses(user: AbstractBaseUser | AnonymousUser, process_id: str) -> set[str]:
+    """The courses of the process that the user may no longer author."""
+    backend = get_backend()
+    course_ids = set(
+        BulkItem.objects.filter(process__process_id=process_id).values_list("course_id", flat=True).distinct()
+    )
+    refused = set()
+    for course_id in course_ids:
+        try:
+            course_key = CourseKey.from_string(course_id)
+        except InvalidKeyError:
+            continue  # failed at request time; it never had anything to show
+        if not backend.has_write_access(user, course_key):
+            refused.add(course_id)
+    return refused
+
+
+def as_allowed_now(user: AbstractBaseUser | AnonymousUser, info: ProcessInfo) -> ProcessInfo:
+    """The process as the user may see it now: refused courses without URL, no report (nor backup
+    manifest) while any is."""
+    refused = refused_courses(user, info.process_id)
+    if not refused:
+        return info
+    changes: dict[str, Any] = {"report_url": None}
+    if info.successful_uploads is not None:
+        changes["successful_uploads"] = {
+            course: url for course, url in info.successful_uploads.items() if course not in refused
+        }
+        changes["failed_uploads"] = {
+            **(info.failed_uploads or {}),
+            **{course: PERMISSION_WITHDRAWN for course in info.successful_uploads if course in refused},
+        }
+    if info.items is not None:
+        changes["items"] = [
+            _withdrawn(item) if item.get("course_id") in refused else item for item in info.items
+        ]
+    return dataclasses.replace(info, **changes)
+
+
+def _withdrawn(item: dict[str, Any]) -> dict[str, Any]:
+    """An item of a course the user may no longer author: what it was, without its download URL."""
+    return {**{key: value for key, value in item.items() if key != "url"}, "reason": PERMISSION_WITHDRAWN}
