@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
@@ -22,7 +21,7 @@ from plugin_app.models import BulkItem
 PERMISSION_WITHDRAWN = "Permission denied: you no longer have Studio write access to this course."
 
 
-def refused_courses(user: AbstractBaseUser | AnonymousUser, process_id: str) -> set[str]:
+def refused_courses(user: User, process_id: str) -> set[str]:
     """The courses of the process that the user may no longer author."""
     backend = get_backend()
     course_ids = set(
@@ -39,7 +38,7 @@ def refused_courses(user: AbstractBaseUser | AnonymousUser, process_id: str) -> 
     return refused
 
 
-def as_allowed_now(user: AbstractBaseUser | AnonymousUser, info: ProcessInfo) -> ProcessInfo:
+def as_allowed_now(user: User, info: ProcessInfo) -> ProcessInfo:
     """The process as the user may see it now: refused courses without URL, no report (nor backup
     manifest) while any is."""
     refused = refused_courses(user, info.process_id)

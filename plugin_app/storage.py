@@ -235,7 +235,7 @@ def open_writer(
     else:
         writer = atomic_file(storage.path(name))
     with writer as out:
-        yield _Stoppable(out, should_stop) if should_stop else out
+        yield cast(BinaryIO, _Stoppable(out, should_stop)) if should_stop else out
 
 
 def discard(name: str) -> None:

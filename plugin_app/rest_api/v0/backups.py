@@ -32,6 +32,7 @@ from plugin_app.rest_api.v0.views import (
     _StatusListView,
     _StatusView,
     api_error,
+    caller,
 )
 
 
@@ -60,16 +61,15 @@ class BackupView(BulkAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        assert request.user.is_authenticated  # the view's permission classes require it
         serializer = BackupRequestSerializer(data=request.data)
         if not serializer.is_valid():
             return api_error(400, _flatten(serializer.errors), "invalid_request")
         body = serializer.validated_data
-        course_ids = body.get("courses") or exports.authorable_courses(request.user, body.get("org"))
+        course_ids = body.get("courses") or exports.authorable_courses(caller(request), body.get("org"))
         if not course_ids:
             message = "No course to back up: you may author no course of that selection."
             return api_error(400, message, "no_courses")
-        process_id = backups.start_backup(request.user, course_ids, body["changed_only"])
+        process_id = backups.start_backup(caller(request), course_ids, body["changed_only"])
         return Response({"processId": process_id}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -133,12 +133,11 @@ class BackupVersionsView(BulkAPIView):
                    **schema.AUTH_ERRORS},
     )  # fmt: skip
     def get(self, request: Request, course_id: str) -> Response:
-        assert request.user.is_authenticated  # the view's permission classes require it
         try:
             course_key = CourseKey.from_string(course_id)
         except InvalidKeyError:
             return api_error(400, f"Invalid course key: {course_id}", "invalid_course_key")
-        if not get_backend().has_write_access(request.user, course_key):
+        if not get_backend().has_write_access(caller(request), course_key):
             return api_error(403, exports.PERMISSION_DENIED, "permission_denied")
         versions = BackupVersion.objects.filter(
             course__course_id=course_id, size__isnull=False, deleted_at__isnull=True

@@ -31,6 +31,7 @@ from plugin_app.rest_api.v0.views import (
     _StatusListView,
     _StatusView,
     api_error,
+    caller,
 )
 
 
@@ -136,8 +137,7 @@ class RestoreView(BulkAPIView):
             return api_error(400, "items: a JSON list of {source, course_id} objects.", "invalid_request")
         except api.RestoreRejected as exc:
             return api_error(400, str(exc), "invalid_request")
-        assert request.user.is_authenticated  # the view's permission classes require it
-        process_id = api.create_restore(request.user, pairs, [(f.name, f) for f in files], options)
+        process_id = api.create_restore(caller(request), pairs, [(f.name, f) for f in files], options)
         return Response({"processId": process_id}, status=status.HTTP_202_ACCEPTED)
 
 
