@@ -66,6 +66,9 @@ class KindSpec:
     session: Callable[[BulkProcess], contextlib.AbstractContextManager[Any]] | None = None
     # ... and around consecutive items of one course (items count as done once it has exited).
     batch: Callable[[BulkProcess, str], contextlib.AbstractContextManager[Any]] | None = None
+    # What the process stored for itself besides ``content_name`` (e.g. staged uploads): removed
+    # when the process ends, however it ends (completed, canceled, failed or never queued).
+    remove_staged: Callable[[BulkProcess], None] | None = None
 
 
 KINDS: dict[str, KindSpec] = {}
@@ -327,9 +330,12 @@ def _store_report(process: BulkProcess) -> bool:
 
 
 def _remove_content(process: BulkProcess) -> None:
-    """Delete the uploaded content of the process, if it has any."""
+    """Delete what was uploaded for the process, if anything."""
     if process.content_name:
         storage.get_storage().delete(process.content_name)
+    remove_staged = KINDS[process.kind].remove_staged
+    if remove_staged:
+        remove_staged(process)
 
 
 def fail_process(process_id: str, reason: str) -> None:

@@ -214,7 +214,7 @@ def create_restore(
         ]
         return lifecycle.start(user, ProcessKind.RESTORE, items, options, process_id=process_id)
     except BaseException:
-        _remove(uploads.values())  # once the process exists, the lifecycle ends it and we clean up
+        _remove(uploads.values())  # once the process exists, the lifecycle removes them as it ends
         raise
 
 
@@ -320,7 +320,7 @@ def report_rows(process: BulkProcess) -> tuple[list[str], list[list[str]]]:
 
 
 def remove_staged(process: BulkProcess) -> None:
-    """The lifecycle's ``before_finish``: the uploaded tarballs are not kept once the process ends."""
+    """The uploaded tarballs are not kept once the process ends (the lifecycle calls this)."""
     folder = staged_folder(process.process_id.hex)
     try:
         _folders, files = storage.get_storage().listdir(folder)
@@ -336,7 +336,7 @@ lifecycle.register(
     lifecycle.KindSpec(
         ProcessKind.RESTORE,
         run_item,
-        before_finish=remove_staged,
+        remove_staged=remove_staged,
         present_item=present_item,
         report_rows=report_rows,
     )

@@ -70,6 +70,27 @@ def test_multipart_restore_stages_the_files_and_removes_them_at_the_end(client_f
     assert without_reports(bucket_keys(bucket)) == keys_before
 
 
+def test_staged_uploads_are_removed_when_the_process_fails(
+    client_for, staff, olx_root, bucket, monkeypatch
+):
+    from plugin_app import lifecycle
+
+    monkeypatch.setattr(lifecycle, "dispatch", lambda process_id: None)  # queued; no worker runs it
+    client = client_for(staff)
+    upload = io.BytesIO(course_tarball())
+    upload.name = "one.tar.gz"
+    items = [{"source": "one.tar.gz", "course_id": NEW_ID}]
+    answer = client.post(URL, {"file": [upload], "items": json.dumps(items)}, format="multipart")
+    process_id = answer.json()["processId"]
+    assert any(key.startswith("restores/") for key in bucket_keys(bucket))
+
+    lifecycle.fail_process(process_id, "The process could not run (WorkerLostError).")
+
+    assert status(client, process_id)["status"] == "Failed"
+    assert not any(key.startswith("restores/") for key in bucket_keys(bucket))
+    assert not (olx_root / "Api+R1+2027").exists()
+
+
 def test_dry_run_lists_findings_and_leaves_the_courses_byte_identical(client_for, staff, olx_root, bucket):
     name = export_course(CourseKey.from_string(SAMPLE_COURSE_ID))
     before = tree_digest(olx_root)
