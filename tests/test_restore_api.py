@@ -70,9 +70,7 @@ def test_multipart_restore_stages_the_files_and_removes_them_at_the_end(client_f
     assert without_reports(bucket_keys(bucket)) == keys_before
 
 
-def test_staged_uploads_are_removed_when_the_process_fails(
-    client_for, staff, olx_root, bucket, monkeypatch
-):
+def test_staged_uploads_are_removed_when_the_process_fails(client_for, staff, olx_root, bucket, monkeypatch):
     from plugin_app import lifecycle
 
     monkeypatch.setattr(lifecycle, "dispatch", lambda process_id: None)  # queued; no worker runs it
