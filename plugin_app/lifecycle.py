@@ -175,6 +175,7 @@ def _send_window(process_id: str) -> None:
         )
         if process is None:
             return
+        _resend_orphans(process)
         sent = process.items.filter(position__lte=process.dispatched_up_to, status__in=UNFINISHED).count()
         room = settings.EXPORTBULK_ITEMS_IN_FLIGHT - sent
         if room <= 0:
@@ -190,6 +191,27 @@ def _send_window(process_id: str) -> None:
         for item_id, _ in batch:
             tasks.enqueue(tasks.run_item, item_id)
         BulkProcess.objects.filter(pk=process.pk).update(dispatched_up_to=batch[-1][1])
+
+
+def _resend_orphans(process: BulkProcess) -> None:
+    """Send again the items whose runner died (their lease ran out), without waiting for the broker.
+
+    The broker redelivers a dead worker's task only after its visibility timeout (an hour on
+    Redis by default); the next item of the process to end does it as soon as the lease is over.
+    A runner that was only slow cannot save over the new one: ``finish_item`` checks the attempt.
+    """
+    from plugin_app import tasks
+
+    now = timezone.now()
+    orphans = list(
+        process.items.filter(status=ItemStatus.RUNNING, lease_expires__lt=now).values_list("id", flat=True)
+    )
+    if orphans:
+        BulkItem.objects.filter(id__in=orphans, status=ItemStatus.RUNNING, lease_expires__lt=now).update(
+            status=ItemStatus.PENDING, lease_expires=None
+        )
+        for item_id in orphans:
+            tasks.enqueue(tasks.run_item, item_id)
 
 
 def spec_of(process_id: str) -> KindSpec:

@@ -112,6 +112,33 @@ def test_fan_out_sends_a_window_of_items_at_a_time(
     assert BulkProcess.objects.get(process_id=process_id).status == ProcessStatus.COMPLETED
 
 
+def test_a_dead_runners_item_is_sent_again_when_the_next_item_ends(
+    staff, sample_course, local_storage, settings, monkeypatch
+):
+    from celery import current_app
+
+    from plugin_app import tasks
+
+    sent: list[int] = []
+    monkeypatch.setattr(tasks, "enqueue", lambda task, arg, countdown=None: sent.append(arg))
+    current_app.conf.task_always_eager = False
+    try:
+        process_id = export_of(staff, 2)
+    finally:
+        current_app.conf.task_always_eager = True
+    first, second = BulkItem.objects.filter(process__process_id=process_id).order_by("position")
+    dead = lifecycle.claim_item(first.id)  # its worker is killed: the lease is never renewed
+    BulkItem.objects.filter(id=first.id).update(lease_expires=timezone.now() - timedelta(seconds=1))
+
+    runners.work_on_item(second.id)  # the other worker ends the next item
+
+    assert sent == [first.id, second.id, first.id]  # sent again, not left to the broker's timeout
+    runners.work_on_item(first.id)
+    assert dead is not None and not lifecycle.finish_item(dead, ItemOutcome(ItemStatus.FAILED), end=False)
+    info = api.get_process(staff, ProcessKind.EXPORT, process_id)
+    assert (info.status, info.success_count, info.failed_count) == ("Completed", 2, 0)
+
+
 # Cancel -----------------------------------------------------------------------------------------
 
 
