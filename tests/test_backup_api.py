@@ -82,6 +82,27 @@ def test_courses_the_caller_may_not_author_fail_with_the_reason(client_for, auth
     assert client_for(author).get(f"/api/courses/v0/backup/versions/{other_course}").status_code == 403
 
 
+def test_an_author_removed_from_a_course_gets_no_url_nor_manifest_of_its_backup(
+    client_for, author, other_course
+):
+    from django.contrib.auth.models import Group
+    from opaque_keys.edx.keys import CourseKey
+
+    from plugin_app.backends.olx_directory import author_group_name
+
+    client = client_for(author)
+    result = start(client, {"courses": [SAMPLE_COURSE_ID]})
+    assert by_course(result)[SAMPLE_COURSE_ID]["url"] and result["manifest"]
+
+    author.groups.remove(Group.objects.get(name=author_group_name(CourseKey.from_string(SAMPLE_COURSE_ID))))
+
+    for path in (STATUS, "/api/courses/v0/processes/"):
+        later = client.get(path + result["processId"]).json()["result"]
+        (item,) = later["items"]
+        assert "url" not in item and "no longer" in item["reason"]
+        assert item["status"] == "exported" and not later.get("manifest") and later["report"] is None
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
