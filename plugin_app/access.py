@@ -55,7 +55,8 @@ def as_allowed_now(user: User, info: ProcessInfo) -> ProcessInfo:
         }
     if info.items is not None:
         changes["items"] = [
-            _withdrawn(item) if item.get("course_id") in refused else item for item in info.items
+            _withdrawn(item) if item.get("url") and item.get("course_id") in refused else item
+            for item in info.items
         ]
     return dataclasses.replace(info, **changes)
 
