@@ -278,9 +278,6 @@ def _list_schema(list_key: str) -> Any:
     )
 
 
-MAX_PAGE = 10**9
-
-
 class _StatusListView(BulkAPIView):
     kind: ProcessKind
     api_id: str
@@ -290,8 +287,7 @@ class _StatusListView(BulkAPIView):
 
     def get(self, request: Request) -> Response:
         try:
-            # Past the last page answers an empty one; the cap keeps the SQL offset a valid integer.
-            page = min(MAX_PAGE, max(1, int(request.query_params.get("page", "1"))))
+            page = max(1, int(request.query_params.get("page", "1")))
             size = min(100, max(1, int(request.query_params.get("page_size", self.page_size))))
         except ValueError:
             return Response(
