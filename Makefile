@@ -22,7 +22,7 @@ help: ## Print this help: one line per target.
 install: $(BIN)/python ## Create .venv and install the package (editable) with its standalone and test extras.
 	$(BIN)/python -m pip install --quiet -e '.[standalone,test]'
 
-demo: install ## Run the main job for real: standalone server, export, bulk upload.
+demo: install ## Run the main job for real: standalone server, export, restore, bulk upload.
 	rm -rf $(DEMO_HOME)
 	EXPORTBULK_HOME=$(DEMO_HOME) $(BIN)/exportbulk-standalone demo
 
