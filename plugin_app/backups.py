@@ -100,21 +100,25 @@ def held(course_id: str, holder: str) -> Iterator[BackupCourse | None]:
     """The course's backup record, held by ``holder`` for the ``with`` block; None when another
     holder has it. The hold is renewed in the background and lapses if its holder dies."""
     try:
-        course, _ = BackupCourse.objects.get_or_create(course_id=course_id)
+        BackupCourse.objects.get_or_create(course_id=course_id)
     except IntegrityError:  # created meanwhile by another run
-        course = BackupCourse.objects.get(course_id=course_id)
+        pass
+    with held_all([course_id], holder) as courses:
+        yield courses[0] if courses else None
+
+
+@contextlib.contextmanager
+def held_all(course_ids: list[str], holder: str) -> Iterator[list[BackupCourse]]:
+    """Those of the courses' records that no other holder has, held by ``holder`` for the
+    ``with`` block (one UPDATE for them all); courses without a record are left out."""
     free = Q(lease_expires__isnull=True) | Q(lease_expires__lt=timezone.now()) | Q(held_by=holder)
-    if (
-        not BackupCourse.objects.filter(pk=course.pk)
-        .filter(free)
-        .update(held_by=holder, lease_expires=expiry())
-    ):
-        yield None
-        return
-    mine = BackupCourse.objects.filter(pk=course.pk, held_by=holder)
+    BackupCourse.objects.filter(course_id__in=course_ids).filter(free).update(
+        held_by=holder, lease_expires=expiry()
+    )
+    mine = BackupCourse.objects.filter(course_id__in=course_ids, held_by=holder)
     try:
         with renewing(mine):
-            yield course
+            yield list(mine)
     finally:
         with contextlib.suppress(DatabaseError, InterfaceError):  # an expired hold is as good
             mine.update(held_by="", lease_expires=None)
@@ -131,6 +135,51 @@ def _newest_after_cleanup(course: BackupCourse) -> BackupVersion | None:
         elif newest is None:
             newest = version
     return newest
+
+
+# Unchanged courses, in bulk ---------------------------------------------------------------------
+
+
+def plan_unchanged(process: BulkProcess) -> None:
+    """The lifecycle's ``plan``: settle the run's unchanged courses before any task is sent.
+
+    Held together (one UPDATE), their newest versions read in one query and their objects found
+    by one LIST, an unchanged course costs its fingerprint and no task. A course held by another
+    run, with an incomplete version, missing from the bucket or changed is left to its item.
+    """
+    if not process.options.get("changed_only", True):
+        return
+    pending = {item.course_id: item.id for item in process.items.filter(status=ItemStatus.PENDING)}
+    with held_all(list(pending), f"{process.process_id.hex}:plan") as courses:
+        newest = _newest_complete(courses)
+        stored = storage.existing([version.name for version in newest.values()])
+        outcomes = {
+            pending[course_id]: ItemOutcome(ItemStatus.SUCCESS, _described(version, UNCHANGED))
+            for course_id, version in newest.items()
+            if version.name in stored and _fingerprint(course_id) == version.fingerprint
+        }
+        lifecycle.finish_pending(outcomes)
+
+
+def _newest_complete(courses: list[BackupCourse]) -> dict[str, BackupVersion]:
+    """Each course's newest complete version, for courses a dead holder left nothing incomplete of."""
+    newest: dict[str, BackupVersion] = {}
+    incomplete = set()
+    for version in BackupVersion.objects.filter(course__in=courses, deleted_at__isnull=True).select_related(
+        "course"
+    ):  # newest first within a course
+        if version.size is None:
+            incomplete.add(version.course.course_id)
+        else:
+            newest.setdefault(version.course.course_id, version)
+    return {course_id: version for course_id, version in newest.items() if course_id not in incomplete}
+
+
+def _fingerprint(course_id: str) -> str | None:
+    try:
+        return get_backend().fingerprint(CourseKey.from_string(course_id))
+    except CourseNotFound:
+        return None
 
 
 # One course -----------------------------------------------------------------------------------
@@ -367,5 +416,7 @@ def prune(course_id: str, process_id: str, holder: str) -> None:
 
 
 lifecycle.register(
-    lifecycle.KindSpec(ProcessKind.BACKUP, run_item, before_finish=finish_run, present_item=present_item)
+    lifecycle.KindSpec(
+        ProcessKind.BACKUP, run_item, before_finish=finish_run, present_item=present_item, plan=plan_unchanged
+    )
 )
