@@ -16,7 +16,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from plugin_app import backups, storage
+from plugin_app import backups, course_holds, storage
 from plugin_app.data import ItemStatus, ProcessKind
 from plugin_app.models import BackupCourse, BackupVersion, BulkItem, BulkProcess
 from tests.builders import SAMPLE_COURSE_ID
@@ -175,7 +175,7 @@ def test_a_failed_course_does_not_stop_the_others_and_keeps_its_versions(
 
 
 def test_a_course_held_by_another_run_is_not_exported_twice(staff, courses, bucket):
-    with backups.held(courses[0], "other-run") as course:
+    with course_holds.held(courses[0], "other-run") as course:
         assert course is not None
         outcome = backups.backup_course(courses[0], uuid.uuid4().hex, "this-run")
     assert outcome.status == ItemStatus.FAILED and outcome.error == backups.BUSY
@@ -264,7 +264,7 @@ def test_the_plan_leaves_held_incomplete_and_missing_courses_to_their_items(staf
         fingerprint="x",
     )
     client.delete_object(Bucket=name, Key=first[courses[2]].result["key"])  # not trusted
-    with backups.held(courses[0], "other-run"):
+    with course_holds.held(courses[0], "other-run"):
         items = planned(staff, courses)
     assert items[courses[0]].error == backups.BUSY  # the other run's, never exported twice
     assert items[courses[1]].result["outcome"] == "unchanged" and items[courses[1]].attempts == 1
