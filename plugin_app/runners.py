@@ -112,12 +112,18 @@ def run_process(process_id: str) -> bool:
 
 
 def plan(process_id: str) -> None:
-    """Let the kind settle what it can of the process in bulk (``KindSpec.plan``), under its lease."""
+    """Let the kind settle what it can of the process in bulk (``KindSpec.plan``), under its lease.
+
+    A plan only saves work: when the database or the bucket fails it, every item runs as usual.
+    """
     spec = spec_of(process_id)
     if spec.plan:
         with leased(process_id) as process:
             if process is not None and not process.canceled_at:
-                spec.plan(process)
+                try:
+                    spec.plan(process)
+                except TRANSIENT_ERRORS as exc:
+                    log.warning("Bulk process %s runs every item: its plan failed: %r", process_id, exc)
 
 
 def run_sequential(process_id: str, time_slice: float | None = SLICE_SECONDS) -> bool:

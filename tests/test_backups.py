@@ -281,3 +281,18 @@ def test_existing_finds_the_stored_names_by_listing(bucket):
     assert storage.existing([*stored[1:], missing]) == set(stored[1:])
     assert storage.existing([stored[0]]) == {stored[0]}
     assert storage.existing([]) == set()
+
+
+@pytest.mark.usefixtures("backups_in_this_thread")
+def test_a_bucket_failing_the_plan_leaves_every_course_to_its_item(staff, courses, bucket, monkeypatch):
+    planned(staff, courses)
+
+    def refuse(names):
+        raise ConnectionError("bucket unreachable")
+
+    monkeypatch.setattr(storage, "existing", refuse)
+    items = planned(staff, courses)
+    assert {c: (i.result["outcome"], i.attempts) for c, i in items.items()} == dict.fromkeys(
+        courses, ("unchanged", 1)
+    )
+    assert not BackupCourse.objects.exclude(held_by="").exists()
