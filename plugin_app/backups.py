@@ -4,8 +4,10 @@ Course backups: dated, checksummed versions of each course that changed since it
 A backup process has one item per course. Each item holds its course against other runs,
 compares the course's fingerprint with the one of its newest backup, and exports only when they
 differ, into ``<prefix>backups/<course_id>/<UTC stamp>.tar.gz``, the sha256 counted as the bytes
-stream out. Once every item has ended, :func:`finish_run` prunes the courses the run backed up
-and writes the run manifest ``<prefix>backups/runs/<UTC stamp>-<processId>.json``.
+stream out. Before the items fan out, :func:`plan_unchanged` settles the unchanged courses of the
+run together (one hold, one query, one LIST), so that only the others cost a task each. Once
+every item has ended, :func:`finish_run` prunes the courses the run backed up and writes the run
+manifest ``<prefix>backups/runs/<UTC stamp>-<processId>.json``.
 
 The fingerprint is taken before the export: a course changed in between is exported with the
 older fingerprint, so the next run finds it changed and exports it again (never the reverse).
@@ -18,17 +20,16 @@ partial or orphan object outlives the next run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, InterfaceError, connections
+from django.db import connections
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 from opaque_keys import InvalidKeyError
@@ -37,10 +38,10 @@ from opaque_keys.edx.keys import CourseKey
 from plugin_app import lifecycle, runners, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseNotFound
+from plugin_app.course_holds import held, held_all
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.export import ExportError, storage_name, write_course
 from plugin_app.exports import requested_item
-from plugin_app.lease import expiry, renewing
 from plugin_app.models import BackupCourse, BackupVersion, BulkItem, BulkProcess
 
 if TYPE_CHECKING:
@@ -92,32 +93,7 @@ def check_course_id(course_id: str) -> str | None:
     return None
 
 
-# Holding a course ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def held(course_id: str, holder: str) -> Iterator[BackupCourse | None]:
-    """The course's backup record, held by ``holder`` for the ``with`` block; None when another
-    holder has it. The hold is renewed in the background and lapses if its holder dies."""
-    try:
-        course, _ = BackupCourse.objects.get_or_create(course_id=course_id)
-    except IntegrityError:  # created meanwhile by another run
-        course = BackupCourse.objects.get(course_id=course_id)
-    free = Q(lease_expires__isnull=True) | Q(lease_expires__lt=timezone.now()) | Q(held_by=holder)
-    if (
-        not BackupCourse.objects.filter(pk=course.pk)
-        .filter(free)
-        .update(held_by=holder, lease_expires=expiry())
-    ):
-        yield None
-        return
-    mine = BackupCourse.objects.filter(pk=course.pk, held_by=holder)
-    try:
-        with renewing(mine):
-            yield course
-    finally:
-        with contextlib.suppress(DatabaseError, InterfaceError):  # an expired hold is as good
-            mine.update(held_by="", lease_expires=None)
+# Cleaning up after a dead holder -------------------------------------------------------------
 
 
 def _newest_after_cleanup(course: BackupCourse) -> BackupVersion | None:
@@ -131,6 +107,51 @@ def _newest_after_cleanup(course: BackupCourse) -> BackupVersion | None:
         elif newest is None:
             newest = version
     return newest
+
+
+# Unchanged courses, in bulk ---------------------------------------------------------------------
+
+
+def plan_unchanged(process: BulkProcess) -> None:
+    """The lifecycle's ``plan``: settle the run's unchanged courses before any task is sent.
+
+    Held together (one UPDATE), their newest versions read in one query and their objects found
+    by one LIST, an unchanged course costs its fingerprint and no task. A course held by another
+    run, with an incomplete version, missing from the bucket or changed is left to its item.
+    """
+    if not process.options.get("changed_only", True):
+        return
+    pending = {item.course_id: item.id for item in process.items.filter(status=ItemStatus.PENDING)}
+    with held_all(list(pending), f"{process.process_id.hex}:plan") as courses:
+        newest = _newest_complete(courses)
+        stored = storage.existing([version.name for version in newest.values()])
+        outcomes = {
+            pending[course_id]: ItemOutcome(ItemStatus.SUCCESS, _described(version, UNCHANGED))
+            for course_id, version in newest.items()
+            if version.name in stored and _fingerprint(course_id) == version.fingerprint
+        }
+        lifecycle.finish_pending(outcomes)
+
+
+def _newest_complete(courses: list[BackupCourse]) -> dict[str, BackupVersion]:
+    """Each course's newest complete version, for courses a dead holder left nothing incomplete of."""
+    newest: dict[str, BackupVersion] = {}
+    incomplete = set()
+    for version in BackupVersion.objects.filter(course__in=courses, deleted_at__isnull=True).select_related(
+        "course"
+    ):  # newest first within a course
+        if version.size is None:
+            incomplete.add(version.course.course_id)
+        else:
+            newest.setdefault(version.course.course_id, version)
+    return {course_id: version for course_id, version in newest.items() if course_id not in incomplete}
+
+
+def _fingerprint(course_id: str) -> str | None:
+    try:
+        return get_backend().fingerprint(CourseKey.from_string(course_id))
+    except CourseNotFound:
+        return None
 
 
 # One course -----------------------------------------------------------------------------------
@@ -367,5 +388,7 @@ def prune(course_id: str, process_id: str, holder: str) -> None:
 
 
 lifecycle.register(
-    lifecycle.KindSpec(ProcessKind.BACKUP, run_item, before_finish=finish_run, present_item=present_item)
+    lifecycle.KindSpec(
+        ProcessKind.BACKUP, run_item, before_finish=finish_run, present_item=present_item, plan=plan_unchanged
+    )
 )

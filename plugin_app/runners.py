@@ -29,6 +29,7 @@ from plugin_app.lifecycle import (
     finish_item,
     is_canceled,
     maybe_finish,
+    send_items,
     spec_of,
 )
 from plugin_app.models import BulkItem, BulkProcess
@@ -95,6 +96,34 @@ def work_on_item(item_id: int) -> None:
     finally:
         _watched.on = False
     finish_item(item, outcome)
+
+
+def run_process(process_id: str) -> bool:
+    """The body of a process's own task: a slice of a sequential process (True: send the task
+    again), or the plan of a fan-out process, then its items' first window.
+
+    Raises ProcessBusy when another runner holds the process.
+    """
+    if not spec_of(process_id).fan_out:
+        return run_sequential(process_id)
+    plan(process_id)
+    send_items(process_id)
+    return False
+
+
+def plan(process_id: str) -> None:
+    """Let the kind settle what it can of the process in bulk (``KindSpec.plan``), under its lease.
+
+    A plan only saves work: when the database or the bucket fails it, every item runs as usual.
+    """
+    spec = spec_of(process_id)
+    if spec.plan:
+        with leased(process_id) as process:
+            if process is not None and not process.canceled_at:
+                try:
+                    spec.plan(process)
+                except TRANSIENT_ERRORS as exc:
+                    log.warning("Bulk process %s runs every item: its plan failed: %r", process_id, exc)
 
 
 def run_sequential(process_id: str, time_slice: float | None = SLICE_SECONDS) -> bool:
@@ -173,6 +202,7 @@ def run_now(process_id: str) -> None:
     if not spec.fan_out:
         run_sequential(process_id, time_slice=None)
         return
+    plan(process_id)
     ids = list(
         BulkItem.objects.filter(process__process_id=process_id, status=ItemStatus.PENDING)
         .order_by("position")

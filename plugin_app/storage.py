@@ -251,6 +251,25 @@ def discard(name: str) -> None:
                 client.abort_multipart_upload(Bucket=bucket, Key=name, UploadId=upload["UploadId"])
 
 
+def existing(names: list[str]) -> set[str]:
+    """Those of the names the storage holds. In S3, one paginated LIST of the range the names
+    span (a HEAD each costs a request per name); on a disk, a stat each."""
+    storage = get_storage()
+    if not names or not isinstance(storage, SharedClientS3Storage):
+        return {name for name in names if storage.exists(name)}
+    wanted, first, last = set(names), min(names), max(names)
+    found = set()
+    pages = storage.client.get_paginator("list_objects_v2").paginate(
+        Bucket=storage.bucket_name, Prefix=os.path.commonprefix(names), StartAfter=first[:-1]
+    )
+    for page in pages:
+        keys = [entry["Key"] for entry in page.get("Contents", ())]
+        found.update(wanted.intersection(keys))
+        if not keys or keys[-1] >= last:
+            break
+    return found
+
+
 def download_url(name: str) -> str:
     """A URL to download ``name``: presigned or public for S3, signed for local files (may be relative)."""
     return get_storage().url(name)

@@ -73,7 +73,7 @@ def run_item(self: ItemTask, item_id: int) -> None:
 @shared_task(base=ProcessTask, bind=True)
 def run_process(self: ProcessTask, process_id: str) -> None:
     try:
-        more = runners.run_sequential(process_id)
+        more = runners.run_process(process_id)
     except ProcessBusy as busy:
         _later(self, process_id, busy)
         return

@@ -140,7 +140,7 @@ def client_for():
 def backups_in_this_thread(monkeypatch):
     """Backup items use the database from the thread that runs them, and sqlite's in-memory test
     database refuses (does not wait for) a second thread's write: they run here, one by one, as
-    a worker's tasks run them (``work_on_item``), instead of in ``run_now``'s threads."""
+    a worker's tasks run them (the plan, then ``work_on_item``), instead of in ``run_now``'s threads."""
     from plugin_app import lifecycle, runners
     from plugin_app.data import ItemStatus, ProcessKind
     from plugin_app.models import BulkItem, BulkProcess
@@ -150,6 +150,7 @@ def backups_in_this_thread(monkeypatch):
     def dispatch(process_id: str) -> None:
         if BulkProcess.objects.get(process_id=process_id).kind != ProcessKind.BACKUP:
             return send(process_id)
+        runners.plan(process_id)
         items = BulkItem.objects.filter(process__process_id=process_id, status=ItemStatus.PENDING)
         for item_id in items.values_list("id", flat=True):
             runners.work_on_item(item_id)

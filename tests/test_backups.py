@@ -16,7 +16,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from plugin_app import backups, storage
+from plugin_app import backups, course_holds, storage
 from plugin_app.data import ItemStatus, ProcessKind
 from plugin_app.models import BackupCourse, BackupVersion, BulkItem, BulkProcess
 from tests.builders import SAMPLE_COURSE_ID
@@ -175,7 +175,7 @@ def test_a_failed_course_does_not_stop_the_others_and_keeps_its_versions(
 
 
 def test_a_course_held_by_another_run_is_not_exported_twice(staff, courses, bucket):
-    with backups.held(courses[0], "other-run") as course:
+    with course_holds.held(courses[0], "other-run") as course:
         assert course is not None
         outcome = backups.backup_course(courses[0], uuid.uuid4().hex, "this-run")
     assert outcome.status == ItemStatus.FAILED and outcome.error == backups.BUSY
@@ -231,3 +231,68 @@ def test_present_item_shows_the_status_api_fields(staff, courses, bucket):
         "status": "failed",
         "reason": "Invalid course key.",
     }
+
+
+def planned(user, course_ids: list[str]) -> dict[str, BulkItem]:
+    """A run as the lifecycle runs it (its plan, then its items); its items by course."""
+    process_id = backups.start_backup(user, course_ids)
+    return {item.course_id: item for item in BulkItem.objects.filter(process__process_id=process_id)}
+
+
+@pytest.mark.usefixtures("backups_in_this_thread")
+def test_the_plan_settles_unchanged_courses_without_running_their_items(staff, courses, olx_root, bucket):
+    planned(staff, courses)
+    (olx_root / "OrgB" / "about" / "overview.html").write_text("<p>changed</p>")
+    items = planned(staff, courses)
+    assert {c: i.result["outcome"] for c, i in items.items()} == {
+        c: "exported" if c == courses[1] else "unchanged" for c in courses
+    }
+    # Settled in bulk: never claimed (attempts 0); the changed course ran as an item.
+    assert {c: i.attempts for c, i in items.items()} == {c: int(c == courses[1]) for c in courses}
+    assert not BackupCourse.objects.exclude(held_by="").exists()  # every hold given back
+
+
+@pytest.mark.usefixtures("backups_in_this_thread")
+def test_the_plan_leaves_held_incomplete_and_missing_courses_to_their_items(staff, courses, bucket):
+    client, name = bucket
+    first = planned(staff, courses)
+    dead = BackupVersion.objects.create(  # a killed runner's version: the item cleans it up
+        course=BackupCourse.objects.get(course_id=courses[1]),
+        name=backups.version_name(courses[1], timezone.now()),
+        created=timezone.now(),
+        process_id="dead",
+        fingerprint="x",
+    )
+    client.delete_object(Bucket=name, Key=first[courses[2]].result["key"])  # not trusted
+    with course_holds.held(courses[0], "other-run"):
+        items = planned(staff, courses)
+    assert items[courses[0]].error == backups.BUSY  # the other run's, never exported twice
+    assert items[courses[1]].result["outcome"] == "unchanged" and items[courses[1]].attempts == 1
+    assert not BackupVersion.objects.filter(pk=dead.pk).exists()
+    assert items[courses[2]].result["outcome"] == "exported"
+
+
+def test_existing_finds_the_stored_names_by_listing(bucket):
+    client, name = bucket
+    stored = [f"backups/course-v1:O+C{n}+R/{n}.tar.gz" for n in range(3)]
+    for key in [*stored, "backups/course-v1:O+C9+R/other.tar.gz", "backups/runs/x.json"]:
+        client.put_object(Bucket=name, Key=key, Body=b"x")
+    missing = "backups/course-v1:O+C1+R/gone.tar.gz"
+    assert storage.existing([*stored[1:], missing]) == set(stored[1:])
+    assert storage.existing([stored[0]]) == {stored[0]}
+    assert storage.existing([]) == set()
+
+
+@pytest.mark.usefixtures("backups_in_this_thread")
+def test_a_bucket_failing_the_plan_leaves_every_course_to_its_item(staff, courses, bucket, monkeypatch):
+    planned(staff, courses)
+
+    def refuse(names):
+        raise ConnectionError("bucket unreachable")
+
+    monkeypatch.setattr(storage, "existing", refuse)
+    items = planned(staff, courses)
+    assert {c: (i.result["outcome"], i.attempts) for c, i in items.items()} == dict.fromkeys(
+        courses, ("unchanged", 1)
+    )
+    assert not BackupCourse.objects.exclude(held_by="").exists()
