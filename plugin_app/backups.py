@@ -35,7 +35,7 @@ from django.utils import timezone
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import lifecycle, runners, storage
+from plugin_app import kinds, lifecycle, runners, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseNotFound
 from plugin_app.course_holds import held, held_all
@@ -387,8 +387,8 @@ def prune(course_id: str, process_id: str, holder: str) -> None:
             version.save(update_fields=["deleted_at"])
 
 
-lifecycle.register(
-    lifecycle.KindSpec(
+kinds.register(
+    kinds.KindSpec(
         ProcessKind.BACKUP, run_item, before_finish=finish_run, present_item=present_item, plan=plan_unchanged
     )
 )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import lifecycle, runners, storage
+from plugin_app import kinds, lifecycle, runners, storage
 from plugin_app.backends import get_backend
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.export import ExportError, export_course
@@ -80,4 +80,4 @@ def export_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     return ItemOutcome(ItemStatus.SUCCESS, {"object": name})
 
 
-lifecycle.register(lifecycle.KindSpec(ProcessKind.EXPORT, export_item))
+kinds.register(kinds.KindSpec(ProcessKind.EXPORT, export_item))

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -31,6 +29,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from plugin_app import storage
 from plugin_app.data import ACTIVE_STATUSES, ItemOutcome, ItemStatus, ProcessInfo, ProcessKind, ProcessStatus
+from plugin_app.kinds import KINDS, spec_of
 from plugin_app.lease import ProcessBusy, expiry, leased
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.report import write_report
@@ -48,38 +47,6 @@ _STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
 # When a user over the quota is told to come back: about the time a small process takes.
 RETRY_AFTER_SECONDS = 30
 UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    """What the lifecycle needs to know of one kind of process."""
-
-    kind: ProcessKind
-    run_item: Callable[[BulkProcess, BulkItem], ItemOutcome]  # one item; may raise TRANSIENT_ERRORS
-    fan_out: bool = True  # False: items run in order inside one task (upload rows)
-    before_finish: Callable[[BulkProcess], None] | None = None  # once, before the final status
-    # Fan-out kinds: settle what it can of the pending items in bulk (``finish_pending``), under
-    # the process lease, before they fan out: cheaper than a task each for items with nothing to do.
-    plan: Callable[[BulkProcess], None] | None = None
-    # An item as the status API shows it.
-    present_item: Callable[[BulkItem, bool], dict[str, Any]] | None = None
-    # Report columns and rows; None: course_id, status, error and the item's result.
-    report_rows: Callable[[BulkProcess], tuple[list[str], list[list[str]]]] | None = None
-    # Sequential kinds: around a whole run (e.g. the open content archive) ...
-    session: Callable[[BulkProcess], contextlib.AbstractContextManager[Any]] | None = None
-    # ... and around consecutive items of one course (items count as done once it has exited).
-    batch: Callable[[BulkProcess, str], contextlib.AbstractContextManager[Any]] | None = None
-    # What the process stored for itself besides ``content_name`` (e.g. staged uploads): removed
-    # when the process ends, however it ends (completed, canceled, failed or never queued).
-    remove_staged: Callable[[BulkProcess], None] | None = None
-
-
-KINDS: dict[str, KindSpec] = {}
-
-
-def register(spec: KindSpec) -> None:
-    """Make a kind known to the lifecycle; each kind's module calls it at import."""
-    KINDS[spec.kind] = spec
 
 
 class QuotaExceeded(Exception):
@@ -222,10 +189,6 @@ def send_items(process_id: str) -> None:
     """Send the first window of a fan-out process, and end it if nothing is left to send."""
     _send_window(process_id)
     maybe_finish(process_id)
-
-
-def spec_of(process_id: str) -> KindSpec:
-    return KINDS[BulkProcess.objects.values_list("kind", flat=True).get(process_id=process_id)]
 
 
 # Running items ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 from opaque_keys.edx.locator import CourseLocator
 
-from plugin_app import lifecycle, storage
+from plugin_app import kinds, lifecycle, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseBackend
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
@@ -332,8 +332,8 @@ def remove_staged(process: BulkProcess) -> None:
             os.rmdir(storage.get_storage().path(folder))
 
 
-lifecycle.register(
-    lifecycle.KindSpec(
+kinds.register(
+    kinds.KindSpec(
         ProcessKind.RESTORE,
         run_item,
         remove_staged=remove_staged,

@@ -17,12 +17,11 @@ from django.db import DatabaseError, InterfaceError, connections, transaction
 from django.utils import timezone
 
 from plugin_app.data import ItemOutcome, ItemStatus
+from plugin_app.kinds import KINDS, KindSpec, spec_of
 from plugin_app.lease import ProcessBusy, leased, renewing
 from plugin_app.lifecycle import (
-    KINDS,
     TRANSIENT_ERRORS,
     UNFINISHED,
-    KindSpec,
     claim_item,
     claim_items,
     end_process,
@@ -30,7 +29,6 @@ from plugin_app.lifecycle import (
     is_canceled,
     maybe_finish,
     send_items,
-    spec_of,
 )
 from plugin_app.models import BulkItem, BulkProcess
 

@@ -12,6 +12,7 @@ from django.db.models import Count, Q, QuerySet
 
 from plugin_app import storage
 from plugin_app.data import ItemStatus, ProcessInfo, ProcessKind, ProcessStatus
+from plugin_app.kinds import KINDS
 from plugin_app.models import BulkProcess
 
 if TYPE_CHECKING:
@@ -43,8 +44,6 @@ def _with_counts(processes: QuerySet[BulkProcess]) -> QuerySet[WithAnnotations[B
 
 def _info(process: WithAnnotations[BulkProcess, _Counts], detail: bool) -> ProcessInfo:
     """The process as the APIs show it; ``detail`` adds download URLs (presigned: worth skipping in lists)."""
-    from plugin_app.lifecycle import KINDS
-
     successful = failed = items = None
     ended = process.status in _ENDED
     if detail and process.kind == ProcessKind.EXPORT and ended:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import lifecycle, storage
+from plugin_app import kinds, lifecycle, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseNotFound, UnitNotFound
 from plugin_app.content_zip import check_zip
@@ -131,6 +131,4 @@ def upload_row(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     return ItemOutcome(ItemStatus.SUCCESS, result)
 
 
-lifecycle.register(
-    lifecycle.KindSpec(ProcessKind.UPLOAD, upload_row, fan_out=False, session=_session, batch=_batch)
-)
+kinds.register(kinds.KindSpec(ProcessKind.UPLOAD, upload_row, fan_out=False, session=_session, batch=_batch))
