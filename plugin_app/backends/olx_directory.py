@@ -6,20 +6,15 @@ blocks live in ``<type>/<url_name>.xml`` (html bodies in ``html/<url_name>.html`
 units live under ``drafts/`` with ``parent_url`` and ``index_in_children_list``; static files in
 ``static/`` with their metadata (``locked`` included) in ``policies/assets.json``.
 
-Writers take an exclusive ``flock`` on the course directory and exporters a shared one, so an
-export never sees a course half-written by a bulk upload, across threads and processes. A batch
-holds the exclusive lock over several writes and rewrites ``policies/assets.json`` once, at its
-end: a row's cost then does not grow with the number of assets the course already has.
+The course folder's files, asset policy, batches and lock are ``olx_course``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 from defusedxml.ElementTree import fromstring as safe_fromstring
-from defusedxml.ElementTree import parse as safe_parse
 from django.conf import settings
 from django.contrib.auth.models import Group
 from opaque_keys import InvalidKeyError
@@ -45,6 +39,16 @@ from plugin_app.backends.base import (
     studio_asset_name,
     video_transcript_name,
 )
+from plugin_app.backends.olx_course import (
+    AssetPolicy,
+    Batch,
+    Course,
+    held_batches,
+    read_xml,
+    unlink_if_there,
+    write_atomic,
+    write_xml,
+)
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 from plugin_app.files import atomic_file
 from plugin_app.fingerprint import FileDigests, tree_fingerprint
@@ -53,184 +57,11 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 _DRAFT_ATTRS = ("parent_url", "index_in_children_list")
-_COMPONENT_TYPES = ("html", "problem", "video")
 
 
 def author_group_name(course_key: CourseKey) -> str:
     """The Django group whose members may author the course (besides staff)."""
     return f"course_authors:{course_key}"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    with atomic_file(path) as out:
-        out.write(data)
-
-
-def _write_xml(path: Path, element: ElementTree.Element) -> None:
-    batch = _batch_of(path)
-    if batch and path in batch.staged:  # written at the batch's end, with the batch's other changes
-        batch.staged[path] = element
-        return
-    ElementTree.indent(element)
-    _write_atomic(path, ElementTree.tostring(element, encoding="utf-8") + b"\n")
-
-
-def _read_xml(path: Path) -> ElementTree.Element:
-    batch = _batch_of(path)
-    if batch and path in batch.staged:
-        return batch.staged[path]
-    root = safe_parse(path).getroot()
-    assert root is not None  # a parsed document has a root
-    return root
-
-
-def _update_xml(path: Path, element: ElementTree.Element) -> None:
-    """Write a changed file; in a batch, once at its end (a unit's file grows with each component)."""
-    batch = _batch_of(path)
-    if batch:
-        batch.staged[path] = element
-    else:
-        _write_xml(path, element)
-
-
-def _unlink(path: Path) -> None:
-    batch = _batch_of(path)
-    if batch:
-        batch.staged.pop(path, None)
-    path.unlink()
-
-
-class _AssetPolicy:
-    """A course's ``policies/assets.json``, read when first changed and written back on ``save``.
-
-    The last version this process wrote is kept (by path, with the file's stamp): the next
-    batch of the same course parses it again only if someone else changed it meanwhile.
-    """
-
-    _last: dict[Path, tuple[tuple[int, int], dict[str, dict[str, Any]]]] = {}
-
-    def __init__(self, course_path: Path):
-        self.path = course_path / "policies" / "assets.json"
-        self._entries: dict[str, dict[str, Any]] | None = None
-
-    def _stamp(self) -> tuple[int, int]:
-        stat = self.path.stat()
-        return stat.st_mtime_ns, stat.st_size
-
-    def _read(self) -> dict[str, dict[str, Any]]:
-        if self._entries is None:
-            if not self.path.exists():
-                self._entries = {}
-            else:
-                stamp, entries = self._last.get(self.path, ((0, 0), {}))
-                # A copy: a batch that fails must leave the kept version as the file has it.
-                fresh = stamp == self._stamp()
-                self._entries = dict(entries) if fresh else json.loads(self.path.read_text("utf-8"))
-        return self._entries
-
-    def get(self, name: str) -> dict[str, Any]:
-        return self._read().get(name, {})
-
-    def set(self, name: str, entry: dict[str, Any]) -> None:
-        self._read()[name] = entry
-
-    def save(self) -> None:
-        if self._entries is not None:  # the C encoder (no indent): thousands of assets in milliseconds
-            _write_atomic(self.path, json.dumps(self._entries, sort_keys=True).encode("utf-8") + b"\n")
-            self._last[self.path] = (self._stamp(), self._entries)
-
-
-class _Batch:
-    """What a batch of writes to one course changed and has not written yet."""
-
-    def __init__(self, course_path: Path):
-        self.policy = _AssetPolicy(course_path)
-        self.staged: dict[Path, ElementTree.Element] = {}
-        self.units: dict[tuple[str, ...], UsageKey] = {}  # outline paths resolved in this batch
-
-    def save(self) -> None:
-        staged, self.staged = self.staged, {}
-        for path, element in staged.items():
-            _write_xml(path, element)
-        self.policy.save()
-
-
-# Per thread: the courses it holds in a batch (by path).
-_held = threading.local()
-
-
-def _batches() -> dict[Path, _Batch]:
-    if not hasattr(_held, "courses"):
-        _held.courses = {}
-    courses: dict[Path, _Batch] = _held.courses
-    return courses
-
-
-def _batch_of(path: Path) -> _Batch | None:
-    for course_path, batch in _batches().items():
-        if path.is_relative_to(course_path):
-            return batch
-    return None
-
-
-class _Course:
-    """One OLX course directory: where each block's file is, and how to change it."""
-
-    def __init__(self, path: Path, course_key: CourseKey, url_name: str):
-        self.path, self.key, self.url_name = path, course_key, url_name
-
-    @contextlib.contextmanager
-    def locked(self, exclusive: bool) -> Iterator[None]:
-        if self.path in _batches():  # this thread's batch holds the course exclusively already
-            yield
-            return
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    def block_file(self, block_type: str, block_id: str, draft: bool = False) -> Path:
-        return self.path / ("drafts" if draft else "") / block_type / f"{block_id}.xml"
-
-    def root_file(self) -> Path:
-        return self.path / "course" / f"{self.url_name}.xml"
-
-    def settings(self) -> dict[str, Any]:
-        """The course's fields: attributes of its root block, overridden by its policy (as on import)."""
-        fields: dict[str, Any] = dict(_read_xml(self.root_file()).attrib) if self.root_file().exists() else {}
-        policy_path = self.path / "policies" / self.url_name / "policy.json"
-        if policy_path.exists():
-            fields.update(json.loads(policy_path.read_text("utf-8")).get(f"course/{self.url_name}", {}))
-        return fields
-
-    def usage_key(self, block_type: str, block_id: str) -> UsageKey:
-        return self.key.make_usage_key(block_type, block_id)
-
-    def children(self, element: ElementTree.Element, block_type: str) -> list[str]:
-        return [child.get("url_name", "") for child in element if child.tag == block_type]
-
-    def find_child(self, parent: ElementTree.Element, block_type: str, display_name: str) -> str | None:
-        """The url_name of the published child of that type and title, if any."""
-        for url_name in self.children(parent, block_type):
-            path = self.block_file(block_type, url_name)
-            if path.exists() and _read_xml(path).get("display_name") == display_name:
-                return url_name
-        return None
-
-    def add_pointer(
-        self, parent_path: Path, block_type: str, block_id: str, index: int | None = None
-    ) -> None:
-        parent = _read_xml(parent_path)
-        if block_id in self.children(parent, block_type):
-            return
-        pointer = ElementTree.Element(block_type, {"url_name": block_id})
-        if index is None:
-            # Keep non-block children (e.g. <wiki/> of the course) last, as Studio does.
-            index = sum(1 for child in parent if child.tag in (*OUTLINE_CATEGORIES, *_COMPONENT_TYPES))
-        parent.insert(index, pointer)
-        _update_xml(parent_path, parent)
 
 
 class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
@@ -240,7 +71,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
-        self._index: dict[CourseKey, _Course] = {}
+        self._index: dict[CourseKey, Course] = {}
         self._index_stamp: tuple[tuple[str, int], ...] | None = None
         self._digests = FileDigests()
 
@@ -250,22 +81,22 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
 
     # Course discovery -------------------------------------------------------------------------
 
-    def _courses(self) -> dict[CourseKey, _Course]:
+    def _courses(self) -> dict[CourseKey, Course]:
         """The course index, rebuilt when a course directory is added, removed or renamed."""
         entries = sorted(p for p in self.root.iterdir() if (p / "course.xml").is_file())
         stamp = tuple((p.name, (p / "course.xml").stat().st_mtime_ns) for p in entries)
         if stamp != self._index_stamp:
-            index: dict[CourseKey, _Course] = {}
+            index: dict[CourseKey, Course] = {}
             for path in entries:
-                pointer = _read_xml(path / "course.xml")
+                pointer = read_xml(path / "course.xml")
                 org, number, run = pointer.get("org"), pointer.get("course"), pointer.get("url_name")
                 if org and number and run:
                     key = CourseLocator(org, number, run)
-                    index[key] = _Course(path, key, run)
+                    index[key] = Course(path, key, run)
             self._index, self._index_stamp = index, stamp
         return self._index
 
-    def _course(self, course_key: CourseKey) -> _Course:
+    def _course(self, course_key: CourseKey) -> Course:
         try:
             return self._courses()[olx_restore.unbranched(course_key)]
         except KeyError:
@@ -323,16 +154,16 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
     @contextlib.contextmanager
     def batch(self, course_key: CourseKey) -> Iterator[None]:
         course = self._course(course_key)
-        if course.path in _batches():
+        if course.path in held_batches():
             yield
             return
         with course.locked(exclusive=True):
-            batch = _batches()[course.path] = _Batch(course.path)
+            batch = held_batches()[course.path] = Batch(course.path)
             try:
                 yield
                 batch.save()
             finally:
-                del _batches()[course.path]
+                del held_batches()[course.path]
 
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
         """As a Studio export lays an uploaded asset out (xmodule/contentstore/mongo.py
@@ -347,8 +178,8 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
         with course.locked(exclusive=True):
             with atomic_file(course.path / "static" / file_name) as out:
                 shutil.copyfileobj(asset.stream, out, 1024 * 1024)
-            batch = _batches().get(course.path)
-            policy = batch.policy if batch else _AssetPolicy(course.path)
+            batch = held_batches().get(course.path)
+            policy = batch.policy if batch else AssetPolicy(course.path)
             replaced = policy.get(name).get("displayname")
             if replaced and replaced != file_name:  # the same asset, uploaded under another name
                 (course.path / "static" / replaced).unlink(missing_ok=True)
@@ -388,14 +219,14 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
         with course.locked(exclusive=True):
             edx_video_id = next(
                 (
-                    _read_xml(path).get("edx_video_id", "")
+                    read_xml(path).get("edx_video_id", "")
                     for draft in (False, True)
                     if (path := course.block_file("video", video_key.block_id, draft)).exists()
                 ),
                 "",
             ) or str(uuid.uuid4())
             name = video_transcript_name(edx_video_id)
-            _write_atomic(course.path / "static" / name, srt)
+            write_atomic(course.path / "static" / name, srt)
         return {"edx_video_id": edx_video_id, "transcripts": {"en": name}}
 
     def resolve_unit(self, course_key: CourseKey, unit: str, user: User) -> UsageKey:
@@ -412,19 +243,19 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
             raise UnitNotFound(f"{unit} is not a unit of {course_key}")
         return usage_key
 
-    def _ensure_outline(self, course: _Course, titles: list[str]) -> UsageKey:
-        batch = _batches().get(course.path)
+    def _ensure_outline(self, course: Course, titles: list[str]) -> UsageKey:
+        batch = held_batches().get(course.path)
         if batch and tuple(titles) in batch.units:  # the batch holds the course: the outline is as it left it
             return batch.units[tuple(titles)]
         with course.locked(exclusive=True):
             parent_path = course.root_file()
             for depth, (block_type, title) in enumerate(zip(OUTLINE_CATEGORIES, titles, strict=True)):
-                block_id = course.find_child(_read_xml(parent_path), block_type, title)
+                block_id = course.find_child(read_xml(parent_path), block_type, title)
                 if block_id is None:
                     block_id = outline_block_id(course.key, titles[: depth + 1])
                     path = course.block_file(block_type, block_id)
                     if not path.exists():
-                        _write_xml(path, ElementTree.Element(block_type, {"display_name": title}))
+                        write_xml(path, ElementTree.Element(block_type, {"display_name": title}))
                     course.add_pointer(parent_path, block_type, block_id)
                 parent_path = course.block_file(block_type, block_id)
         assert block_id is not None  # the loop ran, down to the unit
@@ -443,8 +274,8 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
             element = _component_element(spec)
             if spec.block_type == "html":
                 html_path = course.path / ("drafts" if draft else "") / "html" / f"{spec.block_id}.html"
-                _write_atomic(html_path, spec.fields.get("data", "").encode("utf-8"))
-            _write_xml(course.block_file(spec.block_type, spec.block_id, draft), element)
+                write_atomic(html_path, spec.fields.get("data", "").encode("utf-8"))
+            write_xml(course.block_file(spec.block_type, spec.block_id, draft), element)
             course.add_pointer(unit_path, spec.block_type, spec.block_id)
         return course.usage_key(spec.block_type, spec.block_id)
 
@@ -455,20 +286,20 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
             draft_path = course.block_file(usage_key.block_type, usage_key.block_id, draft=True)
             if not draft_path.exists():
                 return  # already published: blocks in the tree are the published version
-            unit = _read_xml(draft_path)
+            unit = read_xml(draft_path)
             parent_key = UsageKey.from_string(unit.get("parent_url", "")).map_into_course(course.key)
             index = int(unit.get("index_in_children_list", "0"))
             for attr in _DRAFT_ATTRS:
                 unit.attrib.pop(attr, None)
             for child in unit:
                 self._publish_draft_file(course, child.tag, child.get("url_name", ""))
-            _write_xml(course.block_file(usage_key.block_type, usage_key.block_id), unit)
-            _unlink(draft_path)
+            write_xml(course.block_file(usage_key.block_type, usage_key.block_id), unit)
+            unlink_if_there(draft_path)
             parent_path = course.block_file(parent_key.block_type, parent_key.block_id)
             course.add_pointer(parent_path, usage_key.block_type, usage_key.block_id, index)
 
     @staticmethod
-    def _publish_draft_file(course: _Course, block_type: str, block_id: str) -> None:
+    def _publish_draft_file(course: Course, block_type: str, block_id: str) -> None:
         suffixes = (".xml", ".html") if block_type == "html" else (".xml",)
         for suffix in suffixes:
             draft = course.path / "drafts" / block_type / f"{block_id}{suffix}"

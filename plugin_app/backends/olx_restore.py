@@ -31,7 +31,7 @@ from opaque_keys.edx.locator import CourseLocator
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from plugin_app.backends.olx_directory import _Course
+    from plugin_app.backends.olx_course import Course
 
 STAGING = ".exportbulk-restore"
 _AT_FDCWD = -100
@@ -187,7 +187,7 @@ class OlxRestoreMixin:
     """The restore methods of ``OlxDirectoryBackend`` (which has ``root`` and its course index)."""
 
     root: Path
-    _courses: Callable[[], dict[CourseKey, _Course]]
+    _courses: Callable[[], dict[CourseKey, Course]]
 
     def staging_root(self) -> Path:
         return staging_root(self.root)
