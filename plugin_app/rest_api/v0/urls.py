@@ -2,23 +2,27 @@
 
 from django.urls import path
 
-from plugin_app.rest_api.v0 import backups, restores, views
+from plugin_app.rest_api.v0 import backups, exports, restores, uploads, views
 
 app_name = "exportbulk"
 
 urlpatterns = [
-    path("export/", views.ExportView.as_view(), name="export"),
-    path("export/status/list", views.ExportStatusListView.as_view(), name="export-status-list"),
-    path("export/status/<str:process_id>", views.ExportStatusView.as_view(), name="export-status"),
-    path("export/status/<str:process_id>/cancel", views.ExportCancelView.as_view(), name="export-cancel"),
-    path("content/bulk/upload", views.BulkUploadView.as_view(), name="upload"),
-    path("content/bulk/upload/status/list", views.UploadStatusListView.as_view(), name="upload-status-list"),
+    path("export/", exports.ExportView.as_view(), name="export"),
+    path("export/status/list", exports.ExportStatusListView.as_view(), name="export-status-list"),
+    path("export/status/<str:process_id>", exports.ExportStatusView.as_view(), name="export-status"),
+    path("export/status/<str:process_id>/cancel", exports.ExportCancelView.as_view(), name="export-cancel"),
+    path("content/bulk/upload", uploads.BulkUploadView.as_view(), name="upload"),
     path(
-        "content/bulk/upload/status/<str:process_id>", views.UploadStatusView.as_view(), name="upload-status"
+        "content/bulk/upload/status/list", uploads.UploadStatusListView.as_view(), name="upload-status-list"
+    ),
+    path(
+        "content/bulk/upload/status/<str:process_id>",
+        uploads.UploadStatusView.as_view(),
+        name="upload-status",
     ),
     path(
         "content/bulk/upload/status/<str:process_id>/cancel",
-        views.UploadCancelView.as_view(),
+        uploads.UploadCancelView.as_view(),
         name="upload-cancel",
     ),
     path("processes/<str:process_id>", views.ProcessStatusView.as_view(), name="process-status"),

@@ -1,5 +1,7 @@
 """
-REST views of bulk export and bulk upload (Studio). They parse and answer; ``api`` does the work.
+What every REST view of the app shares (Studio): authentication, request limits, errors, and the
+status, list and cancel views each process kind specializes. The kinds' own views are in
+``exports``, ``uploads``, ``backups`` and ``restores``; they parse and answer, ``api`` does the work.
 
 Authentication is the platform's (JWT, OAuth2 bearer, session), configurable through
 ``EXPORTBULK_AUTHENTICATION_CLASSES`` so the standalone project can bring its own bearer class.
@@ -19,7 +21,6 @@ from django.http import FileResponse, Http404, HttpResponseBase
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
@@ -29,10 +30,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from plugin_app import access, api, storage
-from plugin_app.data import ProcessKind, RowError, UploadMode
+from plugin_app.data import ProcessKind
 from plugin_app.rest_api.v0 import schema
-from plugin_app.rest_api.v0.envelope import absolute_urls, envelope, format_time, process_result
-from plugin_app.rest_api.v0.serializers import BulkUploadRequestSerializer, ExportRequestSerializer
+from plugin_app.rest_api.v0.envelope import envelope, format_time, process_result
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -152,70 +152,6 @@ def _flatten(detail: Any) -> str:
     if isinstance(detail, list):
         return " ".join(_flatten(item) for item in detail)
     return str(detail)
-
-
-# Export -------------------------------------------------------------------------------------
-
-
-class ExportView(BulkAPIView):
-    """
-    Export courses to the bucket as OLX ``.tar.gz`` files.
-
-    ``POST /api/courses/v0/export/`` with ``{"courses": [course ids]}``, ``{"org": "X"}`` or
-    ``{"all": true}`` (courses the caller may author), and optionally ``"async": true``.
-
-    * 200 ``{"successful_uploads": {id: url}, "failed_uploads": {}}``: every course exported;
-    * 400 with the same keys when any course failed (the others are kept), or
-      ``{"developer_message", "error_code"}`` for a malformed body (nothing exported);
-    * 202 ``{"processId": ...}`` for ``"async": true``; see ``export/status/<processId>``.
-    """
-
-    parser_classes = [_BoundedJSONParser]
-
-    @extend_schema(
-        operation_id="bulk_export",
-        request=ExportRequestSerializer,
-        responses={
-            200: schema.ExportResultSerializer,
-            202: schema.ProcessIdSerializer,
-            400: OpenApiResponse(
-                schema.EXPORT_FAILURE,
-                "Some course failed (the others are kept), or the body is malformed (nothing exported).",
-            ),
-            413: schema.ErrorSerializer,
-            415: schema.ErrorSerializer,
-            429: OpenApiResponse(schema.ErrorSerializer, "Too many active processes; see Retry-After."),
-            503: schema.ErrorSerializer,
-            **schema.AUTH_ERRORS,
-        },
-    )
-    def post(self, request: Request) -> Response:
-        serializer = ExportRequestSerializer(data=request.data)
-        if not serializer.is_valid():
-            return api_error(400, _flatten(serializer.errors), "invalid_request")
-        body = serializer.validated_data
-        course_ids = body.get("courses") or api.authorable_courses(caller(request), body.get("org"))
-        if not course_ids:
-            return api_error(
-                400, "No course to export: you may author no course of that selection.", "no_courses"
-            )
-        limit = settings.EXPORTBULK_MAX_COURSES_PER_REQUEST
-        if not body["run_async"] and len(course_ids) > limit:
-            return api_error(
-                400,
-                f"{len(course_ids)} courses selected; at most {limit} per request, or use async.",
-                "too_many",
-            )
-        process_id = api.create_export(caller(request), course_ids, send=body["run_async"])
-        if body["run_async"]:
-            return Response({"processId": process_id}, status=status.HTTP_202_ACCEPTED)
-        api.run_now(process_id)
-        info = api.get_process(caller(request), ProcessKind.EXPORT, process_id)
-        answer = {
-            "successful_uploads": absolute_urls(info.successful_uploads or {}, request),
-            "failed_uploads": info.failed_uploads,
-        }
-        return Response(answer, status=400 if info.failed_uploads else 200)
 
 
 # Status -------------------------------------------------------------------------------------
@@ -343,123 +279,6 @@ def _page_url(request: Request, page: int) -> str:
     query = request.query_params.copy()
     query["page"] = str(page)
     return str(request.build_absolute_uri(f"{request.path}?{query.urlencode()}"))
-
-
-class ExportStatusView(_StatusView):
-    """``GET /api/courses/v0/export/status/<processId>``: one export process of the caller."""
-
-    kind, api_id = ProcessKind.EXPORT, "api.bulkexport.status"
-
-
-@_list_schema("exports")
-class ExportStatusListView(_StatusListView):
-    """``GET /api/courses/v0/export/status/list``: the caller's export processes, newest first."""
-
-    kind, api_id, list_key = ProcessKind.EXPORT, "api.bulkexport.status.list", "exports"
-
-
-class ExportCancelView(_CancelView):
-    """``POST /api/courses/v0/export/status/<processId>/cancel``: cancel an export of the caller."""
-
-    kind, api_id = ProcessKind.EXPORT, "api.bulkexport.cancel"
-
-
-class UploadCancelView(_CancelView):
-    """``POST /api/courses/v0/content/bulk/upload/status/<processId>/cancel``: cancel an upload."""
-
-    kind, api_id = ProcessKind.UPLOAD, "api.bulkupload.cancel"
-
-
-class UploadStatusView(_StatusView):
-    """``GET /api/courses/v0/content/bulk/upload/status/<processId>``: one upload of the caller."""
-
-    kind, api_id = ProcessKind.UPLOAD, "api.bulkupload.status"
-
-
-@_list_schema("uploads")
-class UploadStatusListView(_StatusListView):
-    """``GET /api/courses/v0/content/bulk/upload/status/list``: the caller's uploads, newest first
-    (under ``uploads``, as Sunbird's API names them)."""
-
-    kind, api_id, list_key = ProcessKind.UPLOAD, "api.bulkupload.status.list", "uploads"
-
-
-# Upload -------------------------------------------------------------------------------------
-
-
-class BulkUploadView(BulkAPIView):
-    """
-    Upload many files into courses from a CSV manifest and a ZIP.
-
-    ``POST /api/courses/v0/content/bulk/upload`` (multipart/form-data): ``file`` = the CSV
-    manifest, ``content`` = the ZIP; the mode (``upload``, ``publish`` or ``link``) in the
-    ``operation-mode`` header or a ``mode`` field. 200 with ``result.processId``; 400 with
-    every error in ``result.errors`` (nothing is stored).
-    """
-
-    api_id = "api.bulkupload.content"
-
-    def max_body_bytes(self) -> int:
-        # The ZIP and the manifest at their limits, and room for the form's own lines.
-        return int(
-            settings.EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES
-            + settings.EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES
-            + 1024 * 1024
-        )
-
-    @extend_schema(
-        operation_id="bulk_upload",
-        request={"multipart/form-data": BulkUploadRequestSerializer},
-        parameters=[
-            OpenApiParameter(
-                "operation-mode",
-                str,
-                OpenApiParameter.HEADER,
-                enum=[m.value for m in UploadMode],
-                description="The mode; the form field 'mode' is read when the header is absent.",
-            )
-        ],
-        responses={
-            200: schema.UploadQueuedEnvelope,
-            400: schema.RowErrorsEnvelope,
-            413: schema.ErrorSerializer,
-            429: OpenApiResponse(schema.ErrorSerializer, "Too many active processes; see Retry-After."),
-            503: schema.ErrorSerializer,
-            **schema.AUTH_ERRORS,
-        },
-    )
-    def post(self, request: Request) -> Response:
-        errors = []
-        manifest, content = request.FILES.get("file"), request.FILES.get("content")
-        if manifest is None:
-            errors.append(RowError(None, "file", "The CSV manifest (form field 'file') is missing."))
-        if content is None:
-            errors.append(RowError(None, "content", "The content ZIP (form field 'content') is missing."))
-        form: Any = request.data  # a QueryDict: the parsers are multipart and form
-        mode_name = (request.headers.get("operation-mode") or form.get("mode") or "").strip().lower()
-        if mode_name not in UploadMode.__members__.values():
-            errors.append(RowError(None, "operation-mode", "The mode must be one of upload, publish, link."))
-        limit = settings.EXPORTBULK_UPLOAD_MAX_MANIFEST_BYTES
-        if manifest is not None and manifest.size > limit:
-            errors.append(RowError(None, "file", f"The manifest is larger than {limit} bytes."))
-        # The ZIP holds at most this much once uncompressed; a bigger ZIP is padded with junk.
-        limit = settings.EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES
-        if content is not None and content.size > limit:
-            message = f"The ZIP is {content.size} bytes; the limit is {limit}."
-            errors.append(RowError(None, "content", message))
-        if errors:
-            return self._rejected(
-                "INVALID_REQUEST", "The request is incomplete; nothing was uploaded.", errors
-            )
-        try:
-            process_id = api.create_upload(caller(request), manifest.read(), content, UploadMode(mode_name))
-        except api.UploadRejected as exc:
-            return self._rejected(exc.code, exc.message, exc.errors)
-        return Response(envelope(self.api_id, {"processId": process_id}))
-
-    def _rejected(self, code: str, message: str, errors: list[RowError]) -> Response:
-        result = {"errors": [error.as_dict() for error in errors]}
-        return Response(envelope(self.api_id, result, code, message), status=400)
 
 
 # Downloads from local storage ----------------------------------------------------------------
