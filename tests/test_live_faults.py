@@ -98,20 +98,21 @@ def test_redis_restart_during_a_bulk_upload_loses_and_repeats_nothing(live, tmp_
 
 def test_worker_killed_at_random_points_again_and_again(live, tmp_path):
     client = live.client()
+    rows = 1000  # the largest manifest: uploads are fast now (batches), the kills must land mid-way
     restart_workers(live, **FAST_RESUME)
     rng = random.Random(20261123)
     for round_ in range(SOAK):
         unit = f"Kill Section / Kill Subsection / Kill Unit {round_}"
-        process_id = start_upload(live, tmp_path, 500, unit, client)
+        process_id = start_upload(live, tmp_path, rows, unit, client)
         kills = []
         for _ in range(4):
-            time.sleep(rng.uniform(0.3, 2.5))
+            time.sleep(rng.uniform(0.3, 1.5))
             kills.append(client.upload_status(process_id)["successCount"])
             live.kill_workers()
             live.start_worker(**FAST_RESUME)
 
-        assert kills[-1] < 500, "the process ended before the last kill: make it longer"
-        assert_upload_consistent(live, client, process_id, 500, unit)
+        assert kills[-1] < rows, "the process ended before the last kill: make it longer"
+        assert_upload_consistent(live, client, process_id, rows, unit)
     assert_bucket_clean(live)
 
 
