@@ -186,9 +186,10 @@ def test_hs256_token_signed_with_the_secret_key_is_refused(staff):
 # 11. Every error of the API is JSON ------------------------------------------------------------
 
 
-def test_deeply_nested_json_is_a_json_400(client_for, staff):
+@pytest.mark.parametrize("url", [EXPORT_URL, "/api/courses/v0/backup/", "/api/courses/v0/restore/"])
+def test_deeply_nested_json_is_a_json_400(client_for, staff, url):
     body = "[" * 100_000 + "]" * 100_000
-    answer = client_for(staff).post(EXPORT_URL, body, content_type="application/json")
+    answer = client_for(staff).post(url, body, content_type="application/json")
     assert answer.status_code == 400
     assert "nested too deeply" in answer.json()["developer_message"]
 

@@ -14,7 +14,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -26,13 +25,14 @@ from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.serializers import BackupRequestSerializer
 from plugin_app.rest_api.v0.views import (
     BulkAPIView,
+    _BoundedJSONParser,
     _CancelView,
-    _flatten,
     _list_schema,
     _StatusListView,
     _StatusView,
     api_error,
     caller,
+    selected_courses,
 )
 
 
@@ -46,7 +46,7 @@ class BackupView(BulkAPIView):
     the caller may not author fail at once, with their reason.
     """
 
-    parser_classes = [JSONParser]
+    parser_classes = [_BoundedJSONParser]
 
     @extend_schema(
         operation_id="bulk_backup",
@@ -61,14 +61,10 @@ class BackupView(BulkAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        serializer = BackupRequestSerializer(data=request.data)
-        if not serializer.is_valid():
-            return api_error(400, _flatten(serializer.errors), "invalid_request")
-        body = serializer.validated_data
-        course_ids = body.get("courses") or exports.authorable_courses(caller(request), body.get("org"))
-        if not course_ids:
-            message = "No course to back up: you may author no course of that selection."
-            return api_error(400, message, "no_courses")
+        selected = selected_courses(request, BackupRequestSerializer, "back up")
+        if isinstance(selected, Response):
+            return selected
+        body, course_ids = selected
         process_id = backups.start_backup(caller(request), course_ids, body["changed_only"])
         return Response({"processId": process_id}, status=status.HTTP_202_ACCEPTED)
 

@@ -17,12 +17,12 @@ from plugin_app.rest_api.v0.views import (
     BulkAPIView,
     _BoundedJSONParser,
     _CancelView,
-    _flatten,
     _list_schema,
     _StatusListView,
     _StatusView,
     api_error,
     caller,
+    selected_courses,
 )
 
 
@@ -59,15 +59,10 @@ class ExportView(BulkAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        serializer = ExportRequestSerializer(data=request.data)
-        if not serializer.is_valid():
-            return api_error(400, _flatten(serializer.errors), "invalid_request")
-        body = serializer.validated_data
-        course_ids = body.get("courses") or api.authorable_courses(caller(request), body.get("org"))
-        if not course_ids:
-            return api_error(
-                400, "No course to export: you may author no course of that selection.", "no_courses"
-            )
+        selected = selected_courses(request, ExportRequestSerializer, "export")
+        if isinstance(selected, Response):
+            return selected
+        body, course_ids = selected
         limit = settings.EXPORTBULK_MAX_COURSES_PER_REQUEST
         if not body["run_async"] and len(course_ids) > limit:
             return api_error(

@@ -17,7 +17,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -26,6 +26,7 @@ from plugin_app.data import ProcessKind
 from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.views import (
     BulkAPIView,
+    _BoundedJSONParser,
     _CancelView,
     _list_schema,
     _StatusListView,
@@ -85,7 +86,7 @@ class RestoreView(BulkAPIView):
     of an uploaded file. 202 ``{"processId"}``; follow it at ``restore/status/<processId>``.
     """
 
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [_BoundedJSONParser, MultiPartParser]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Before authentication: a session's CSRF check would read the body.

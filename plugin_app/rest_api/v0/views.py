@@ -23,7 +23,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,6 +33,7 @@ from plugin_app import access, api, storage
 from plugin_app.data import ProcessKind
 from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.envelope import envelope, format_time, process_result
+from plugin_app.rest_api.v0.serializers import CourseSelectionSerializer
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -48,6 +49,22 @@ def caller(request: Request) -> User:
 def api_error(status_code: int, developer_message: str, error_code: str) -> Response:
     """An error answer in the platform's shape (``DeveloperErrorViewMixin.api_error``)."""
     return Response({"developer_message": developer_message, "error_code": error_code}, status=status_code)
+
+
+def selected_courses(
+    request: Request, serializer_class: type[CourseSelectionSerializer], verb: str
+) -> tuple[dict[str, Any], list[str]] | Response:
+    """The validated body of an export or backup request and the courses it selects (the listed
+    ones, or those of ``org`` / ``all`` the caller may author); or the 400 that refuses it."""
+    serializer = serializer_class(data=request.data)
+    if not serializer.is_valid():
+        return api_error(400, _flatten(serializer.errors), "invalid_request")
+    body: dict[str, Any] = serializer.validated_data
+    course_ids = body.get("courses") or api.authorable_courses(caller(request), body.get("org"))
+    if not course_ids:
+        message = f"No course to {verb}: you may author no course of that selection."
+        return api_error(400, message, "no_courses")
+    return body, course_ids
 
 
 class IsActiveUser(BasePermission):
@@ -68,10 +85,24 @@ class LengthRequired(APIException):
     default_detail = "Send the body with a Content-Length header (chunked bodies are not accepted)."
 
 
+class _BoundedJSONParser(JSONParser):
+    """DRF's JSON parser; JSON nested too deep for the decoder is a 400, not a 500."""
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
 class BulkAPIView(APIView):
     """Authenticated as the platform's own APIs are; every error as JSON ``developer_message``."""
 
     permission_classes = [IsAuthenticated, IsActiveUser]
+    # DRF's defaults, with JSON nested too deep a 400; views that take less narrow them.
+    parser_classes = [_BoundedJSONParser, FormParser, MultiPartParser]
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         return [import_string(path)() for path in settings.EXPORTBULK_AUTHENTICATION_CLASSES]
@@ -120,18 +151,6 @@ def _check_declared_length(request: Request, limit: int) -> None:
         raise ParseError("The Content-Length header is not a number.") from None
     if size > limit:
         raise BodyTooLarge(f"The request body is {size} bytes; the limit is {limit}.")
-
-
-class _BoundedJSONParser(JSONParser):
-    """DRF's JSON parser; JSON nested too deep for the decoder is a 400, not a 500."""
-
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
-    ) -> Any:
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 # Django's own limits on a request (DATA_UPLOAD_MAX_*), met while DRF parses it.
