@@ -86,10 +86,12 @@ def owned_process(user: User, kind: ProcessKind, process_id: str) -> BulkProcess
         raise ProcessNotFound(process_id) from None
 
 
-def get_process(user: User, kind: ProcessKind, process_id: str) -> ProcessInfo:
-    """The user's process of that kind; ProcessNotFound for unknown ids and other users' ids."""
+def get_process(user: User, kind: ProcessKind | None, process_id: str) -> ProcessInfo:
+    """The user's process of that kind (None: of any kind); ProcessNotFound for unknown ids and
+    other users' ids."""
+    processes = BulkProcess.objects.filter(owner=user, **({"kind": kind} if kind else {}))
     try:
-        process = _with_counts(BulkProcess.objects.filter(kind=kind, owner=user)).get(process_id=process_id)
+        process = _with_counts(processes).get(process_id=process_id)
     except (BulkProcess.DoesNotExist, ValidationError):
         raise ProcessNotFound(process_id) from None
     return _info(process, detail=True)

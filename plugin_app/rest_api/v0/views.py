@@ -206,15 +206,13 @@ class ProcessStatusView(BulkAPIView):
         responses={200: schema.AnyProcessEnvelope, 404: schema.EmptyEnvelope, **schema.AUTH_ERRORS},
     )
     def get(self, request: Request, process_id: str) -> Response:
-        for kind in ProcessKind:
-            try:
-                info = api.get_process(caller(request), kind, process_id)
-            except api.ProcessNotFound:
-                continue
-            info = access.as_allowed_now(caller(request), info)
-            return Response(envelope(self.api_id, {**process_result(info, request), "kind": info.kind}))
-        message = f"Process Id {process_id} is not found in the system"
-        return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
+        try:
+            info = api.get_process(caller(request), None, process_id)
+        except api.ProcessNotFound:
+            message = f"Process Id {process_id} is not found in the system"
+            return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
+        info = access.as_allowed_now(caller(request), info)
+        return Response(envelope(self.api_id, {**process_result(info, request), "kind": info.kind}))
 
 
 def _list_schema(list_key: str) -> Any:
