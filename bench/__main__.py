@@ -16,52 +16,18 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import psutil
 
 from bench import scaleout
 from bench.backup import bench_backup
+from bench.measure import RSS_NOISE_MB, peak_rss_growth, timed
 from bench.restore import bench_restore
 from bench.stack import Stack, copy_course, source_course
 from bench.status import bench_status
 from plugin_app.standalone.cli import SAMPLE_COURSES
 from tests.builders import PROBLEM, content_zip, manifest
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-RSS_NOISE_MB = 16.0
-
-
-def peak_rss_growth(stack: Stack, fn, rss=None) -> tuple[float, float]:
-    """Peak RSS (MB) of the server (or of what ``rss`` measures) while ``fn`` runs, and its growth
-    over the RSS before."""
-    rss = rss or stack.server_rss
-    before = rss()
-    peak = before
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, rss())
-            time.sleep(0.01)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        sampler.join()
-    return peak / 2**20, (peak - before) / 2**20
 
 
 def bench_export(stack: Stack, copies: int, large_mb: int, figures: dict) -> None:

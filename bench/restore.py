@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import psutil
 
+from bench.measure import RSS_NOISE_MB, peak_rss_growth, timed
+from bench.stack import copy_course, source_course
 from plugin_app.standalone.cli import SAMPLE_COURSES
 
 
@@ -32,7 +34,6 @@ def _restore(client, ids: list[str]) -> None:
 
 
 def bench_restore(stack, copies: int, large_mb: int, figures: dict) -> None:
-    from bench.__main__ import RSS_NOISE_MB, copy_course, peak_rss_growth, source_course, timed
 
     root = stack.work / "courses"
     source = source_course()

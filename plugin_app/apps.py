@@ -30,3 +30,15 @@ class ExportBulkConfig(AppConfig):
             "lms.djangoapp": _SETTINGS,
         },
     }
+
+    def ready(self) -> None:
+        """Register the kinds of process, and give the lifecycle the task layer's way of sending work.
+
+        Done here, not by import side effects, so that imports run one way: the kinds use the
+        lifecycle, the lifecycle uses models and storage, and the tasks are a thin edge above both.
+        """
+        from plugin_app import backups, exports, kinds, lifecycle, restores, tasks, uploads
+
+        for kind in (exports, backups, restores, uploads):
+            kinds.register(kind.SPEC)
+        lifecycle.connect(tasks.SENDERS)

@@ -387,8 +387,6 @@ def prune(course_id: str, process_id: str, holder: str) -> None:
             version.save(update_fields=["deleted_at"])
 
 
-kinds.register(
-    kinds.KindSpec(
-        ProcessKind.BACKUP, run_item, before_finish=finish_run, present_item=present_item, plan=plan_unchanged
-    )
+SPEC = kinds.KindSpec(
+    ProcessKind.BACKUP, run_item, before_finish=finish_run, present_item=present_item, plan=plan_unchanged
 )

@@ -80,4 +80,4 @@ def export_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     return ItemOutcome(ItemStatus.SUCCESS, {"object": name})
 
 
-kinds.register(kinds.KindSpec(ProcessKind.EXPORT, export_item))
+SPEC = kinds.KindSpec(ProcessKind.EXPORT, export_item)

@@ -1,6 +1,8 @@
 """
 The kinds of bulk process (export, upload, backup, restore): what the lifecycle, the runners and
-the status API need to know of each. Each kind's module registers itself at import.
+the status API need to know of each. Each kind's module defines its ``SPEC``; the app registers
+them when Django is ready (``apps.ExportBulkConfig.ready``), so that nothing below the kinds
+imports them.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ KINDS: dict[str, KindSpec] = {}
 
 
 def register(spec: KindSpec) -> None:
-    """Make a kind known; each kind's module calls it at import."""
+    """Make a kind known (``AppConfig.ready``)."""
     KINDS[spec.kind] = spec
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -62,6 +64,30 @@ class QuotaExceeded(Exception):
 
 class QueueUnavailable(Exception):
     """The broker refused the process's tasks; nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class Senders:
+    """How work leaves the lifecycle: given by the task layer when the app is ready (``connect``),
+    so that the lifecycle imports neither the tasks nor the runners that sit above it."""
+
+    item: Callable[[int], None]  # one item's task, to a worker
+    process: Callable[[str], None]  # a process's own task (its plan, or a sequential slice)
+    here: Callable[[str], None]  # the whole process in this thread (no broker)
+
+
+_senders: list[Senders] = []
+
+
+def connect(senders: Senders) -> None:
+    """Use these senders from now on (``AppConfig.ready``)."""
+    _senders[:] = [senders]
+
+
+def _send() -> Senders:
+    if not _senders:
+        raise RuntimeError("The bulk lifecycle has no senders: is plugin_app in INSTALLED_APPS?")
+    return _senders[0]
 
 
 # Starting -----------------------------------------------------------------------------------
@@ -123,21 +149,17 @@ def dispatch(process_id: str) -> None:
     """Send the process to the workers: its first window of items, or its one sequential task."""
     from celery import current_app
 
-    from plugin_app import runners, tasks
-
     spec = spec_of(process_id)
     if current_app.conf.task_always_eager:  # no broker (tests, a standalone server without one)
-        runners.run_now(process_id)
+        _send().here(process_id)
     elif spec.fan_out and not spec.plan:
         _send_window(process_id)
     else:  # planned in a worker, not in the request that started the process
-        tasks.enqueue(tasks.run_process, process_id)
+        _send().process(process_id)
 
 
 def _send_window(process_id: str) -> None:
     """Send the next pending items, keeping at most ``EXPORTBULK_ITEMS_IN_FLIGHT`` sent and unfinished."""
-    from plugin_app import tasks
-
     with transaction.atomic():
         process = (
             BulkProcess.objects.select_for_update()
@@ -160,7 +182,7 @@ def _send_window(process_id: str) -> None:
             return
         # Sent before the cursor commits: a failed send rolls the cursor back.
         for item_id, _ in batch:
-            tasks.enqueue(tasks.run_item, item_id)
+            _send().item(item_id)
         BulkProcess.objects.filter(pk=process.pk).update(dispatched_up_to=batch[-1][1])
 
 
@@ -171,8 +193,6 @@ def _resend_orphans(process: BulkProcess) -> None:
     Redis by default); the next item of the process to end does it as soon as the lease is over.
     A runner that was only slow cannot save over the new one: ``finish_item`` checks the attempt.
     """
-    from plugin_app import tasks
-
     now = timezone.now()
     orphans = list(
         process.items.filter(status=ItemStatus.RUNNING, lease_expires__lt=now).values_list("id", flat=True)
@@ -182,7 +202,7 @@ def _resend_orphans(process: BulkProcess) -> None:
             status=ItemStatus.PENDING, lease_expires=None
         )
         for item_id in orphans:
-            tasks.enqueue(tasks.run_item, item_id)
+            _send().item(item_id)
 
 
 def send_items(process_id: str) -> None:

@@ -134,7 +134,8 @@ def parse_manifest(
             manifest.rows.append(row)
     errors.extend(_check_asset_name_clashes(manifest.rows))
     if archive is not None and not errors:
-        errors.extend(row_checks.check_write_budget(archive, manifest.rows))
+        written = (path for row in manifest.rows for path in (row.file, row.transcript) if path)
+        errors.extend(row_checks.check_write_budget(archive, written))
     return manifest, errors
 
 

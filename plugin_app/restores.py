@@ -332,12 +332,10 @@ def remove_staged(process: BulkProcess) -> None:
             os.rmdir(storage.get_storage().path(folder))
 
 
-kinds.register(
-    kinds.KindSpec(
-        ProcessKind.RESTORE,
-        run_item,
-        remove_staged=remove_staged,
-        present_item=present_item,
-        report_rows=report_rows,
-    )
+SPEC = kinds.KindSpec(
+    ProcessKind.RESTORE,
+    run_item,
+    remove_staged=remove_staged,
+    present_item=present_item,
+    report_rows=report_rows,
 )

@@ -16,14 +16,10 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from plugin_app.data import RowError
-
-if TYPE_CHECKING:
-    from plugin_app.manifest import ManifestRow
 
 # Characters outside XML 1.0's Char production (https://www.w3.org/TR/xml/#charsets).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -72,12 +68,11 @@ def check_pdf(archive: zipfile.ZipFile, line: int, file: str) -> list[RowError]:
     return []
 
 
-def check_write_budget(archive: zipfile.ZipFile, rows: Iterable[ManifestRow]) -> list[RowError]:
-    """Refuse a process that would write more than ``EXPORTBULK_UPLOAD_MAX_WRITE_BYTES``."""
+def check_write_budget(archive: zipfile.ZipFile, paths: Iterable[str]) -> list[RowError]:
+    """Refuse a process that would write more than ``EXPORTBULK_UPLOAD_MAX_WRITE_BYTES``: ``paths``
+    are the archive's files as the rows name them, once per row."""
     limit = settings.EXPORTBULK_UPLOAD_MAX_WRITE_BYTES
-    total = sum(
-        archive.getinfo(path).file_size for row in rows for path in (row.file, row.transcript) if path
-    )
+    total = sum(archive.getinfo(path).file_size for path in paths)
     if total > limit:
         message = (
             f"The rows would write {total} bytes into courses (a file counts once per row naming it); "

@@ -19,7 +19,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
-from plugin_app import backups, exports, lifecycle, restores, runners, uploads  # noqa: F401  (the kinds register themselves)
+from plugin_app import lifecycle, runners
 from plugin_app.lease import ProcessBusy
 
 if TYPE_CHECKING:
@@ -92,3 +92,11 @@ def enqueue(task: Task[Any, Any], arg: object, countdown: float | None = None) -
     queue = settings.EXPORTBULK_CELERY_QUEUE or None
     # Celery takes None for both (the routes decide; no delay); celery-types wants values.
     task.apply_async(args=(arg,), queue=queue, countdown=countdown)  # type: ignore[arg-type]
+
+
+# How the lifecycle sends work (``lifecycle.connect``, from ``AppConfig.ready``).
+SENDERS = lifecycle.Senders(
+    item=lambda item_id: enqueue(run_item, item_id),
+    process=lambda process_id: enqueue(run_process, process_id),
+    here=runners.run_now,
+)

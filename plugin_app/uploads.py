@@ -131,4 +131,4 @@ def upload_row(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     return ItemOutcome(ItemStatus.SUCCESS, result)
 
 
-kinds.register(kinds.KindSpec(ProcessKind.UPLOAD, upload_row, fan_out=False, session=_session, batch=_batch))
+SPEC = kinds.KindSpec(ProcessKind.UPLOAD, upload_row, fan_out=False, session=_session, batch=_batch)
