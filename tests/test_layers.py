@@ -38,7 +38,9 @@ def _imported(module: str, path: Path, known: dict[str, Path]) -> set[str]:
                 anchor = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
                 base = ".".join([*anchor, base] if base else anchor)
             # ``from pkg import mod`` imports the module pkg.mod; ``from mod import name``, mod.
-            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
+            names = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names
+            ]
         else:
             continue
         found.update(name for name in names if name in known and name != module)
