@@ -23,6 +23,7 @@ import psutil
 from bench import scaleout
 from bench.backup import bench_backup
 from bench.measure import RSS_NOISE_MB, peak_rss_growth, timed
+from bench.overhead import bench_overhead
 from bench.restore import bench_restore
 from bench.stack import Stack, copy_course, source_course
 from bench.status import bench_status
@@ -130,8 +131,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=20)
     parser.add_argument("--large-mb", type=int, default=300)
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--tiny-courses", type=int, default=200)
     parser.add_argument("--poll-seconds", type=float, default=10)
-    kinds = ["export", "upload", "status", "upload_large", "backup", "restore", "scaleout"]
+    kinds = ["export", "overhead", "upload", "status", "upload_large", "backup", "restore", "scaleout"]
     parser.add_argument("--only", choices=kinds, action="append")
     args = parser.parse_args()
     only = set(args.only or kinds)
@@ -144,6 +146,8 @@ def main() -> None:
         try:
             if "export" in only:
                 bench_export(stack, args.copies, args.large_mb, figures)
+            if "overhead" in only:
+                bench_overhead(stack, args.tiny_courses, figures)
             if "upload" in only:
                 bench_upload(stack, args.rows, figures)
             if "status" in only:

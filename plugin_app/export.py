@@ -77,10 +77,10 @@ def export_course(
     """
     latest = storage_name(lambda: storage.export_name(str(course_key)))
     name = storage_name(lambda: storage.export_name(str(course_key), process_id))
-    write_course(course_key, name, should_stop)
+    written = write_course(course_key, name, should_stop)
     if name != latest:
         with _export_errors(course_key):
-            storage.copy(name, latest)
+            storage.copy(name, latest, written.size)
     return name
 
 

@@ -40,6 +40,11 @@ class BulkTask(Task[Any, None]):
     fail: Callable[[Any, str], None]  # fail_item (an item id) or fail_process (a process id)
     reason = "The process could not run ({})."
 
+    def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # Where the worker keeps connections across tasks (CELERY_DB_REUSE_MAX), as a request
+        # would: drop those past CONN_MAX_AGE or broken, before the task uses one.
+        close_old_connections()
+
     def on_failure(
         self,
         exc: Exception,

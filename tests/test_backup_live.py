@@ -6,6 +6,7 @@ behind a fault proxy. The CLI and the command drive it as an operator would.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -84,6 +85,10 @@ def test_cli_backs_up_only_what_changed_and_verifies_every_object(live):
 
 def test_worker_killed_mid_upload_leaves_no_orphan_and_the_run_completes(live):
     course = add_live_course(live, f"Kill{uuid.uuid4().hex[:6]}")
+    # Past one 8 MiB part, so that the tarball goes up as a multipart upload (a smaller one is one PUT).
+    (live.olx_root / course.split(":")[1].split("+")[0] / "static" / "big.bin").write_bytes(
+        os.urandom(10 * 2**20)
+    )
     live.stop_workers()
     live.start_worker(**FAST_RESUME)
     client = live.client()

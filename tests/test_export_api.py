@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import tarfile
 import urllib.parse
@@ -137,6 +138,16 @@ def test_export_of_missing_course_tells_staff_it_is_not_found(client_for, staff,
 
 
 def test_export_public_bucket_answers_plain_object_urls(client_for, staff, sample_course, bucket, settings):
+    s3, bucket_name = bucket
+    public_read = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket_name}/*",
+    }
+    s3.put_bucket_policy(
+        Bucket=bucket_name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [public_read]})
+    )
     settings.EXPORTBULK_PUBLIC_URLS = True
     response = client_for(staff).post(EXPORT_URL, {"courses": [SAMPLE_COURSE_ID]}, format="json")
     url = response.json()["successful_uploads"][SAMPLE_COURSE_ID]

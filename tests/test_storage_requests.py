@@ -1,0 +1,63 @@
+"""What the storage asks of S3 per export: as few requests as the object needs, and the latest
+export a copy of a process's own object, made without reading it here."""
+
+from __future__ import annotations
+
+import os
+
+from opaque_keys.edx.keys import CourseKey
+
+from plugin_app import storage
+from plugin_app.export import export_course
+from tests.builders import SAMPLE_COURSE_ID
+
+
+def _store(name: str, data: bytes) -> None:
+    with storage.open_writer(name, "application/gzip") as out:
+        out.write(data)
+
+
+def _requests_of(client) -> list[str]:
+    operations: list[str] = []
+    client.meta.events.register("before-call.s3", lambda model, **kw: operations.append(model.name))
+    return operations
+
+
+def test_a_course_smaller_than_a_part_is_one_put_then_one_copy(bucket, olx_root):
+    s3, bucket_name = bucket
+    operations = _requests_of(storage.get_storage().client)
+
+    name = export_course(CourseKey.from_string(SAMPLE_COURSE_ID), "p1")
+
+    assert operations == ["PutObject", "CopyObject"]  # no multipart upload for a few hundred KB
+    stored = s3.get_object(Bucket=bucket_name, Key=name)
+    assert stored["ContentType"] == "application/gzip"
+    latest = s3.get_object(Bucket=bucket_name, Key=f"{SAMPLE_COURSE_ID}.tar.gz")["Body"].read()
+    assert latest == stored["Body"].read()
+
+
+def test_a_copy_in_s3_is_one_copy_object_request(bucket):
+    s3, bucket_name = bucket
+    _store("exports/p1/c.tar.gz", b"first export")
+    operations = _requests_of(storage.get_storage().client)
+
+    storage.copy("exports/p1/c.tar.gz", "c.tar.gz", len(b"first export"))
+
+    assert operations == ["CopyObject"]  # no HEAD for the size, no transfer manager
+    copied = s3.get_object(Bucket=bucket_name, Key="c.tar.gz")
+    assert copied["Body"].read() == b"first export"
+    assert copied["ContentType"] == "application/gzip"
+
+
+def test_a_copy_on_disk_is_a_link_and_a_later_export_leaves_the_earlier_one_whole(local_storage):
+    _store("exports/p1/c.tar.gz", b"first export")
+    storage.copy("exports/p1/c.tar.gz", "c.tar.gz", 12)
+    first, latest = local_storage / "exports/p1/c.tar.gz", local_storage / "c.tar.gz"
+    assert os.path.samefile(first, latest)  # no second write of the bytes
+
+    _store("exports/p2/c.tar.gz", b"second export")
+    storage.copy("exports/p2/c.tar.gz", "c.tar.gz", 13)
+
+    assert latest.read_bytes() == b"second export"
+    assert first.read_bytes() == b"first export"
+    assert not [name for name in os.listdir(local_storage) if name.startswith(".partial-")]
