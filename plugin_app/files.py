@@ -1,4 +1,5 @@
-"""Atomic file writes: readers see the old file or the whole new one, never a part."""
+"""Atomic file writes (readers see the old file or the whole new one, never a part), and relative
+paths from outside that must stay inside their folder."""
 
 from __future__ import annotations
 
@@ -25,3 +26,14 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def unsafe_relative_path(name: str) -> str | None:
+    """Why a relative path from outside could reach outside its folder, or None."""
+    if "\\" in name or "\x00" in name:
+        return "contains a backslash or NUL"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "is an absolute path"
+    if ".." in name.split("/"):
+        return "contains '..'"
+    return None

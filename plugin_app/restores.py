@@ -28,7 +28,7 @@ from opaque_keys.edx.locator import CourseLocator
 
 from plugin_app import kinds, lifecycle, storage
 from plugin_app.backends import get_backend
-from plugin_app.backends.base import CourseBackend
+from plugin_app.backends.base import CourseBackend, RestoreRefused
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.tarball_checks import blocking_findings, unpack
@@ -275,7 +275,10 @@ def restore_one(
             return Restored(WOULD_RESTORE, findings=unpacked.findings)
         source_key = CourseLocator(unpacked.org, unpacked.number, unpacked.run)
         assert unpacked.course_dir is not None
-        backend.restore_course(key, unpacked.course_dir, source_key, user, item_id)
+        try:
+            backend.restore_course(key, unpacked.course_dir, source_key, user, item_id)
+        except RestoreRefused as refused:
+            return Restored(FAILED, str(refused), unpacked.findings)
         return Restored(RESTORED, findings=unpacked.findings)
     finally:
         backend.discard_workspace(item_id)

@@ -4,9 +4,12 @@ A course tarball from outside, unpacked into a fresh folder while every check ru
 One streamed pass: gzip, tar and the files written are a pipeline, so neither the tarball nor a
 member is ever whole in memory. Only regular files and folders are written, under names checked
 first; the uncompressed size and the compression ratio are counted on the bytes actually
-decompressed (tar headers lie), and the pass stops as soon as a limit is crossed. Every XML file
-is then parsed with DTDs and entities forbidden, and olxcleaner (as Studio's import runs it,
-``cms/djangoapps/contentstore/tasks.py`` ``validate_course_olx``) gives its findings.
+decompressed (tar headers lie), and the pass stops as soon as a limit is crossed. A text file
+(XML, HTML, JSON, CSV: what is parsed or rewritten; ``static/`` keeps its bytes) larger than
+``EXPORTBULK_RESTORE_MAX_TEXT_FILE_BYTES`` is refused before a byte of it is written. Then what
+the platform reads is checked (``olx_checks``: XML, paths that leave the course, course.xml,
+policies), and only a tree that passes is shown to olxcleaner (as Studio's import runs it,
+``cms/djangoapps/contentstore/tasks.py`` ``validate_course_olx``) for its findings.
 Problems are collected, not raised, so that an item reports all of them together.
 """
 
@@ -19,13 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import ParseError
-from defusedxml.ElementTree import parse as safe_parse
 from django.conf import settings
 from isal import igzip
-from opaque_keys import InvalidKeyError
-from opaque_keys.edx.locator import CourseLocator
+
+from plugin_app.files import unsafe_relative_path
+from plugin_app.olx_checks import TEXT_SUFFIXES, course_problems, xml_problems
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -96,17 +97,6 @@ class _Bounded:
         return data
 
 
-def unsafe_name(name: str) -> str | None:
-    """Why a member name could write outside the extraction folder, or None."""
-    if "\\" in name or "\x00" in name:
-        return "contains a backslash or NUL"
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return "is an absolute path"
-    if ".." in name.split("/"):
-        return "contains '..'"
-    return None
-
-
 def _member_kind(member: tarfile.TarInfo) -> str | None:
     """What a member that is neither a regular file nor a folder is, or None."""
     if member.issym():
@@ -154,14 +144,19 @@ def unpack(stream: BinaryIO, dest: Path) -> Unpacked:
     elif not tops:
         result.refuse("The tarball is empty.")
     for path in xml_files:
-        problem = _xml_problem(path)
-        if problem:
+        for problem in xml_problems(path):
             result.refuse(f"{path.relative_to(dest).as_posix()} {problem}.")
-    if result.problems:
+    if len(tops) != 1:
         return result
     course_dir = dest / tops.pop()
-    _read_course_pointer(course_dir, result)
-    if not result.problems:
+    if not (course_dir / "course.xml").is_file():
+        result.refuse(f"The top folder {course_dir.name!r} holds no course.xml.")
+        return result
+    identity, problems = course_problems(course_dir)
+    for problem in problems:
+        result.refuse(problem)
+    if identity and not result.problems:  # no validator sees a tree that failed a check
+        result.org, result.number, result.run = identity.key.org, identity.key.course, identity.key.run
         result.course_dir = course_dir
         result.findings = olx_findings(course_dir)
     return result
@@ -171,13 +166,14 @@ def _unpack_members(
     source: _Bounded, dest: Path, result: Unpacked, tops: set[str], xml_files: list[Path]
 ) -> None:
     max_members = settings.EXPORTBULK_RESTORE_MAX_MEMBERS
+    max_text = settings.EXPORTBULK_RESTORE_MAX_TEXT_FILE_BYTES
     seen: set[str] = set()
     # typeshed wants a seekable, writable file object; a stream ("r|") is only read.
     with tarfile.open(fileobj=source, mode="r|") as tar:  # type: ignore[call-overload]
         for count, member in enumerate(tar, start=1):
             if count > max_members:
                 raise _Refused(f"The tarball has more than {max_members} members (the limit).")
-            problem = unsafe_name(member.name)
+            problem = unsafe_relative_path(member.name)
             kind = _member_kind(member)
             parts = _relative(member.name)
             if problem or kind:
@@ -195,6 +191,10 @@ def _unpack_members(
                 continue
             seen.add(relative)
             target = dest.joinpath(*parts)
+            text = member.isreg() and target.suffix in TEXT_SUFFIXES and parts[1:2] != ["static"]
+            if text and member.size > max_text:
+                result.refuse(f"Member {member.name!r} is over {max_text} bytes, the limit for a text file.")
+                continue  # its bytes are skipped, never written
             try:
                 if member.isdir():
                     target.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -206,7 +206,7 @@ def _unpack_members(
                     f"Member {member.name!r} cannot be written ({exc.strerror or type(exc).__name__})."
                 )
                 continue
-            if target.suffix == ".xml":
+            if text and target.suffix == ".xml":
                 xml_files.append(target)
 
 
@@ -217,40 +217,6 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -
     with os.fdopen(fd, "wb") as out:
         while chunk := data.read(_CHUNK):
             out.write(chunk)
-
-
-def _xml_problem(path: Path) -> str | None:
-    try:
-        safe_parse(path, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        return f"is refused: {type(exc).__name__} (DTDs, entities and external references are forbidden)"
-    except ParseError as exc:
-        return f"is not well-formed XML ({exc})"
-    return None
-
-
-def _read_course_pointer(course_dir: Path, result: Unpacked) -> None:
-    pointer_path = course_dir / "course.xml"
-    if not pointer_path.is_file():
-        result.refuse(f"The top folder {course_dir.name!r} holds no course.xml.")
-        return
-    pointer = safe_parse(pointer_path, forbid_dtd=True).getroot()
-    assert pointer is not None  # a parsed document has a root
-    result.org, result.number, result.run = (pointer.get(a, "") for a in ("org", "course", "url_name"))
-    if pointer.tag != "course" or not (result.org and result.number and result.run):
-        result.refuse("course.xml is not a course pointer: it needs org, course and url_name.")
-    elif not _valid_key(result.org, result.number, result.run):
-        result.refuse("course.xml names no valid course key (org, course, url_name).")
-    elif not (course_dir / "course" / f"{result.run}.xml").is_file():
-        result.refuse(f"course.xml points at course/{result.run}.xml, which is missing.")
-
-
-def _valid_key(org: str, number: str, run: str) -> bool:
-    try:
-        CourseLocator(org, number, run)
-    except InvalidKeyError:
-        return False
-    return True
 
 
 def olx_findings(course_dir: Path) -> list[dict[str, Any]]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import shutil
 import tarfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from opaque_keys.edx.keys import CourseKey
@@ -95,7 +97,19 @@ def assert_same_course(before: Path, old: CourseKey, after: Path, new: CourseKey
         if name.startswith("static/") or a == b:
             assert a == b, name
             continue
-        assert _normalized(a.decode(), old) == _normalized(b.decode(), new), name
+        assert _comparable(name, _normalized(a.decode(), old)) == _comparable(
+            name, _normalized(b.decode(), new)
+        ), name
+
+
+def _comparable(name: str, text: str) -> object:
+    """What a file says: identity files are parsed and written again by the restore (XML in
+    canonical form, JSON as data); other text files as they are."""
+    if name.endswith(".json"):
+        return json.loads(text)
+    if name.endswith(".xml"):
+        return ElementTree.canonicalize(text, strip_text=True)
+    return text
 
 
 def _run_ph(match: re.Match) -> str:
@@ -208,7 +222,6 @@ def test_every_problem_of_an_item_is_reported_together(olx_root, bucket, staff):
             tar.addfile(info, io.BytesIO())
 
     put(bucket, "two.tar.gz", course_tarball(extra))
-    shutil.copytree(olx_root / "sample", olx_root / "existing")
     error = run(SAMPLE_COURSE_ID, "two.tar.gz", staff).error
     assert "'../a'" in error and "'/b'" in error and "set overwrite" in error
 

@@ -33,6 +33,10 @@ class UnitNotFound(Exception):
     """The unit named by a usage key does not exist, or is not a unit of that course."""
 
 
+class RestoreRefused(Exception):
+    """A restore the backend will not apply; the message, safe to show, says why (nothing changed)."""
+
+
 class CourseBackend(abc.ABC):
     """Access to the courses of one deployment."""
 
@@ -113,7 +117,8 @@ class CourseBackend(abc.ABC):
         self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user: User, token: str
     ) -> None:
         """Make the course what the unpacked OLX course ``course_dir`` (exported as ``source_key``)
-        holds, creating it if missing. ``course_dir`` lies in ``restore_workspace(token)``."""
+        holds, creating it if missing. ``course_dir`` lies in ``restore_workspace(token)``.
+        Raises RestoreRefused, having changed nothing, when the tree cannot become that course."""
 
     def restored_before(self, course_key: CourseKey, token: str) -> bool:
         """Whether an earlier attempt with this token finished restoring (then it cleans up)."""

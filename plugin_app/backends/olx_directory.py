@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -21,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
+from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 from django.conf import settings
 from django.contrib.auth.models import Group
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey, UsageKey
-from opaque_keys.edx.locator import CourseLocator
 
 from plugin_app.backends import olx_restore
 from plugin_app.backends.base import (
@@ -52,9 +53,12 @@ from plugin_app.backends.olx_course import (
 from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 from plugin_app.files import atomic_file
 from plugin_app.fingerprint import FileDigests, tree_fingerprint
+from plugin_app.olx_checks import NotACourse, read_identity
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+log = logging.getLogger(__name__)
 
 _DRAFT_ATTRS = ("parent_url", "index_in_children_list")
 
@@ -72,6 +76,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self._index: dict[CourseKey, Course] = {}
+        self._ambiguous: set[CourseKey] = set()
         self._index_stamp: tuple[tuple[str, int], ...] | None = None
         self._digests = FileDigests()
 
@@ -82,19 +87,36 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
     # Course discovery -------------------------------------------------------------------------
 
     def _courses(self) -> dict[CourseKey, Course]:
-        """The course index, rebuilt when a course directory is added, removed or renamed."""
+        """The course index, rebuilt when a course directory is added, removed or renamed.
+
+        A folder whose course.xml names no loadable course is left out, and logged: one broken
+        folder must not break the list, ``all`` or the scheduled backup for every course. A key
+        that two folders claim is served by neither, and logged: whichever won would be chosen
+        by folder names, and so by whoever named a folder; an operator must settle it.
+        """
         entries = sorted(p for p in self.root.iterdir() if (p / "course.xml").is_file())
         stamp = tuple((p.name, (p / "course.xml").stat().st_mtime_ns) for p in entries)
         if stamp != self._index_stamp:
-            index: dict[CourseKey, Course] = {}
+            claims: dict[CourseKey, list[Course]] = {}
             for path in entries:
-                pointer = read_xml(path / "course.xml")
-                org, number, run = pointer.get("org"), pointer.get("course"), pointer.get("url_name")
-                if org and number and run:
-                    key = CourseLocator(org, number, run)
-                    index[key] = Course(path, key, run)
-            self._index, self._index_stamp = index, stamp
+                try:
+                    identity = read_identity(path)
+                except NotACourse as exc:
+                    log.error("OLX folder %s is not served: %s.", path.name, exc)
+                    continue
+                claims.setdefault(identity.key, []).append(Course(path, identity.key, identity.url_name))
+            ambiguous = {key: courses for key, courses in claims.items() if len(courses) > 1}
+            for key, courses in ambiguous.items():
+                names = ", ".join(course.path.name for course in courses)
+                log.error("Course %s is not served: the OLX folders %s all claim it.", key, names)
+            self._index = {key: courses[0] for key, courses in claims.items() if key not in ambiguous}
+            self._ambiguous, self._index_stamp = set(ambiguous), stamp
         return self._index
+
+    def ambiguous(self, course_key: CourseKey) -> bool:
+        """Whether several folders claim the course (then none serves it)."""
+        self._courses()
+        return olx_restore.unbranched(course_key) in self._ambiguous
 
     def _course(self, course_key: CourseKey) -> Course:
         try:
@@ -105,7 +127,12 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
     def list_courses(self) -> list[CourseSummary]:
         summaries = []
         for key, course in sorted(self._courses().items(), key=lambda item: str(item[0])):
-            fields = course.settings()
+            try:
+                fields = course.settings()
+            except (OSError, ValueError, TypeError, AttributeError, DefusedXmlException) as exc:
+                # Listed all the same (it can still be exported and backed up), by its key.
+                log.warning("Course %s: its settings cannot be read (%r).", key, exc)
+                fields = {}
             summaries.append(
                 CourseSummary(
                     course_id=str(key),

@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTBULK_RESTORE_MAX_UNCOMPRESSED_BYTES": 8 * 1024**3,
     "EXPORTBULK_RESTORE_MAX_COMPRESSION_RATIO": 200,
     "EXPORTBULK_RESTORE_MAX_MEMBERS": 100_000,
+    # Largest text file (XML, HTML, JSON, CSV outside static/) in a tarball, refused before it is
+    # written: the bound on what one file costs to parse or rewrite (real ones are under 1 MB).
+    "EXPORTBULK_RESTORE_MAX_TEXT_FILE_BYTES": 10 * 1024**2,
     # Largest multipart restore request (the uploaded tarballs together), refused before it is read.
     "EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES": 2 * 1024**3,
     # olxcleaner findings at or above this level ("WARNING", "ERROR") fail a restore item; empty:
