@@ -38,6 +38,9 @@ class KindSpec:
     # What the process stored for itself besides ``content_name`` (e.g. staged uploads): removed
     # when the process ends, however it ends (completed, canceled, failed or never queued).
     remove_staged: Callable[[BulkProcess], None] | None = None
+    # Fan-out kinds whose items are heavy (a restore unpacks a tarball): how many items of the kind
+    # one user may have in the workers at once, all their processes together.
+    per_user_in_flight: Callable[[], int] | None = None
 
 
 KINDS: dict[str, KindSpec] = {}

@@ -159,8 +159,13 @@ def dispatch(process_id: str) -> None:
 
 
 def _send_window(process_id: str) -> None:
-    """Send the next pending items, keeping at most ``EXPORTBULK_ITEMS_IN_FLIGHT`` sent and unfinished."""
+    """Send the next pending items, keeping at most ``EXPORTBULK_ITEMS_IN_FLIGHT`` sent and unfinished
+    (and, for a kind limited per user, at most its ``per_user_in_flight`` of the owner's)."""
+    row = BulkProcess.objects.filter(process_id=process_id).values("owner_id", "kind").first()
+    per_user = KINDS[row["kind"]].per_user_in_flight if row else None
     with transaction.atomic():
+        if per_user and row:  # the owner's windows take turns, locked in start()'s order: user, process
+            list(get_user_model().objects.select_for_update().filter(pk=row["owner_id"]).values_list("pk"))
         process = (
             BulkProcess.objects.select_for_update()
             .filter(process_id=process_id, status__in=ACTIVE_STATUSES, canceled_at__isnull=True)
@@ -171,6 +176,8 @@ def _send_window(process_id: str) -> None:
         _resend_orphans(process)
         sent = process.items.filter(position__lte=process.dispatched_up_to, status__in=UNFINISHED).count()
         room = settings.EXPORTBULK_ITEMS_IN_FLIGHT - sent
+        if per_user:
+            room = min(room, per_user() - _owner_in_flight(process))
         if room <= 0:
             return
         batch = list(
@@ -184,6 +191,34 @@ def _send_window(process_id: str) -> None:
         for item_id, _ in batch:
             _send().item(item_id)
         BulkProcess.objects.filter(pk=process.pk).update(dispatched_up_to=batch[-1][1])
+
+
+def _owner_in_flight(process: BulkProcess) -> int:
+    """The items of the process's kind its owner has sent to the workers and not finished."""
+    return BulkItem.objects.filter(
+        process__owner_id=process.owner_id,
+        process__kind=process.kind,
+        process__status__in=ACTIVE_STATUSES,
+        position__lte=F("process__dispatched_up_to"),
+        status__in=UNFINISHED,
+    ).count()
+
+
+def _send_windows(process_id: str) -> None:
+    """Send the process's next window; for a kind limited per user, then the windows of the owner's
+    other processes of that kind, oldest first: an item that ended here made room for theirs."""
+    _send_window(process_id)
+    row = BulkProcess.objects.filter(process_id=process_id).values("owner_id", "kind").first()
+    if row is None or not KINDS[row["kind"]].per_user_in_flight:
+        return
+    others = (
+        BulkProcess.objects.filter(owner_id=row["owner_id"], kind=row["kind"], status__in=ACTIVE_STATUSES)
+        .exclude(process_id=process_id)
+        .order_by("created", "id")
+        .values_list("process_id", flat=True)
+    )
+    for other in others:
+        _send_window(other.hex)
 
 
 def _resend_orphans(process: BulkProcess) -> None:
@@ -278,7 +313,7 @@ def finish_item(item: BulkItem, outcome: ItemOutcome, *, end: bool = True) -> bo
     if end:
         process_id = item.process.process_id.hex
         if KINDS[item.process.kind].fan_out:
-            _send_window(process_id)
+            _send_windows(process_id)
         maybe_finish(process_id)
     return bool(saved)
 
@@ -309,7 +344,7 @@ def fail_item(item_id: int, reason: str) -> None:
     )
     process_id = item.process.process_id.hex
     if KINDS[item.process.kind].fan_out:
-        _send_window(process_id)  # its place in the window goes to the next item
+        _send_windows(process_id)  # its place in the window goes to the next item
     with contextlib.suppress(ProcessBusy):
         maybe_finish(process_id)
 
@@ -413,4 +448,6 @@ def cancel(user: User, kind: ProcessKind, process_id: str) -> ProcessInfo:
         ).update(status=ItemStatus.CANCELED, finished_at=now, lease_expires=None)
         with contextlib.suppress(ProcessBusy):  # its runner ends it
             maybe_finish(process_id)
+        if KINDS[process.kind].fan_out:
+            _send_windows(process_id)  # its items' places go to the owner's other processes
     return get_process(user, kind, process_id)

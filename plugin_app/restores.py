@@ -341,4 +341,6 @@ SPEC = kinds.KindSpec(
     remove_staged=remove_staged,
     present_item=present_item,
     report_rows=report_rows,
+    # Each item unpacks a tarball of up to EXPORTBULK_RESTORE_MAX_UNCOMPRESSED_BYTES.
+    per_user_in_flight=lambda: int(settings.EXPORTBULK_RESTORE_MAX_ITEMS_RUNNING_PER_USER),
 )

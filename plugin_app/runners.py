@@ -209,6 +209,8 @@ def run_now(process_id: str) -> None:
     claimed = claim_items(ids) if ids else []
     if claimed:
         workers = max(1, min(settings.EXPORTBULK_EXPORT_CONCURRENCY, len(claimed)))
+        if spec.per_user_in_flight:  # no broker to hold the rest back: fewer threads
+            workers = max(1, min(workers, spec.per_user_in_flight()))
         running = BulkItem.objects.filter(id__in=[i.id for i in claimed], status=ItemStatus.RUNNING)
         with renewing(running), ThreadPoolExecutor(workers, thread_name_prefix="exportbulk") as pool:
             futures = {pool.submit(_in_thread, spec, item): item for item in claimed}

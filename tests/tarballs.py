@@ -23,13 +23,13 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes = b"", **fields) -> None:
 
 
 def course_tarball(extra: Callable[[tarfile.TarFile], None] | None = None, top: str = "t",
-                   course_xml: bytes = COURSE_XML) -> bytes:  # fmt: skip
+                   course_xml: bytes = COURSE_XML, root_xml: bytes = ROOT_XML) -> bytes:  # fmt: skip
     """A small valid course under ``top/``, plus whatever ``extra`` adds."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         _add(tar, top, type=tarfile.DIRTYPE, mode=0o755)
         _add(tar, f"{top}/course.xml", course_xml)
-        _add(tar, f"{top}/course/2026.xml", ROOT_XML)
+        _add(tar, f"{top}/course/2026.xml", root_xml)
         _add(tar, f"{top}/chapter/c1.xml", CHAPTER_XML)
         if extra:
             extra(tar)

@@ -15,7 +15,7 @@ import pytest
 from plugin_app.standalone.asgi import BodyLimit, application, django_application
 
 EXPORT_PATH = "/api/courses/v0/export/"
-AT_1000 = BodyLimit(django_application, lambda path: 1000)
+AT_1000 = BodyLimit(django_application, lambda path, content_type: 1000)
 
 
 def _open_slow_body(port: int, length: int = 1000) -> socket.socket:

@@ -54,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
     # Largest text file (XML, HTML, JSON, CSV outside static/) in a tarball, refused before it is
     # written: the bound on what one file costs to parse or rewrite (real ones are under 1 MB).
     "EXPORTBULK_RESTORE_MAX_TEXT_FILE_BYTES": 10 * 1024**2,
+    # Restore items of one user unpacked or applied at once, all their processes, workers and pods
+    # together (the others wait in the queue's database, holding no worker): each may stage up to
+    # EXPORTBULK_RESTORE_MAX_UNCOMPRESSED_BYTES on disk.
+    "EXPORTBULK_RESTORE_MAX_ITEMS_RUNNING_PER_USER": 2,
     # Largest multipart restore request (the uploaded tarballs together), refused before it is read.
     "EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES": 2 * 1024**3,
     # olxcleaner findings at or above this level ("WARNING", "ERROR") fail a restore item; empty:

@@ -27,9 +27,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def body_limit(path: str) -> int:
-    """The largest body the endpoint at ``path`` reads: its view's own limit (the API's views say
-    theirs), else Django's limit on bodies read into memory (token endpoint, admin)."""
+def body_limit(path: str, content_type: str) -> int:
+    """The largest body of that type the endpoint at ``path`` reads: its view's own limit (the
+    API's views say theirs: a restore takes gigabytes of tarballs as a form, JSON only as small as
+    any), else Django's limit on bodies read into memory (token endpoint, admin)."""
     from django.conf import settings
     from django.urls import Resolver404, resolve
 
@@ -38,22 +39,23 @@ def body_limit(path: str) -> int:
     except Resolver404:
         view = None
     if view is not None and hasattr(view, "max_body_bytes"):
-        return int(view().max_body_bytes())
+        return int(view().max_body_bytes(content_type))
     return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**63)
 
 
 class BodyLimit:
     """Refuse a body over its endpoint's limit by its declared length; stop reading one that passes it."""
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], int]) -> None:
         self.app, self.limit_for = app, limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        limit = self.limit_for(scope["path"], headers.get(b"content-type", b"").decode("latin-1"))
+        declared = headers.get(b"content-length", b"")
         if declared and not declared.isdigit():
             await self.answer(send, 400, "The Content-Length header is not a number.", "parse_error")
             return

@@ -2,9 +2,11 @@
 REST views of bulk restore (Studio): ``/api/courses/v0/restore/`` and its status APIs.
 
 Studio owns ``/api/courses/v0/import/<course_id>/`` (one course); this is the bulk counterpart,
-under a path of its own. A request that cannot start at all answers 400 or 413 (a body over
-``EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES`` is refused from its Content-Length, before it is read);
-everything else is reported per item in the process.
+under a path of its own. A request that cannot start at all answers 400 or 413: a body larger
+than ``EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES`` of tarballs and Django's limit on form fields is
+refused from its Content-Length, before it is read (here and in the standalone server's ASGI
+limit, which asks the view); tarballs that pass it are streamed to temporary files, never held
+in memory. Everything else is reported per item in the process.
 """
 
 from __future__ import annotations
@@ -88,15 +90,13 @@ class RestoreView(BulkAPIView):
 
     parser_classes = [_BoundedJSONParser, MultiPartParser]
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        # Before authentication: a session's CSRF check would read the body.
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > settings.EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES:
-            raise _too_large(length)
-        super().initial(request, *args, **kwargs)
+    def max_body_bytes(self, content_type: str = "") -> int:
+        fields = super().max_body_bytes(content_type)  # JSON is read into memory: Django's limit
+        if not content_type.startswith("multipart/"):
+            return fields
+        # The tarballs at their limit, and the form's other fields at Django's, which its multipart
+        # parser applies to them (file parts stream to temporary files, outside that limit).
+        return int(settings.EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES + fields)
 
     @extend_schema(
         operation_id="bulk_restore",

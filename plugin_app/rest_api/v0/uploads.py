@@ -36,7 +36,7 @@ class BulkUploadView(BulkAPIView):
 
     api_id = "api.bulkupload.content"
 
-    def max_body_bytes(self) -> int:
+    def max_body_bytes(self, content_type: str = "") -> int:
         # The ZIP and the manifest at their limits, and room for the form's own lines.
         return int(
             settings.EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES

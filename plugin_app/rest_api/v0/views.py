@@ -107,13 +107,14 @@ class BulkAPIView(APIView):
     def get_authenticators(self) -> list[BaseAuthentication]:
         return [import_string(path)() for path in settings.EXPORTBULK_AUTHENTICATION_CLASSES]
 
-    def max_body_bytes(self) -> int:
-        """The largest body this endpoint reads; Django's own limit for bodies read into memory."""
+    def max_body_bytes(self, content_type: str = "") -> int:
+        """The largest body of that type this endpoint reads; Django's own limit for bodies read
+        into memory."""
         return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**63
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Before authentication, which may parse a form (CSRF): a body too large is never read.
-        _check_declared_length(request, self.max_body_bytes())
+        _check_declared_length(request, self.max_body_bytes(request.content_type))
         super().initial(request, *args, **kwargs)
 
     def handle_exception(self, exc: Exception) -> Response:
