@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import time
 import zlib
@@ -34,6 +35,13 @@ def course_tarball(extra: Callable[[tarfile.TarFile], None] | None = None, top: 
         if extra:
             extra(tar)
     return out.getvalue()
+
+
+def big_course_tarball(size: int) -> tuple[bytes, bytes]:
+    """A valid course whose ``static/noise.bin`` holds ``size`` random bytes (gzip cannot shrink
+    them: the tarball is as big), and those bytes."""
+    noise = os.urandom(size)
+    return course_tarball(lambda tar: _add(tar, "t/static/noise.bin", noise)), noise
 
 
 def tree_tarball(folder: Path, top: str) -> bytes:

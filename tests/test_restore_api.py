@@ -16,7 +16,7 @@ from opaque_keys.edx.keys import CourseKey
 from plugin_app.export import export_course
 from plugin_app.models import BulkProcess
 from tests.builders import SAMPLE_COURSE_ID
-from tests.tarballs import course_tarball, hostile_tarballs
+from tests.tarballs import big_course_tarball, course_tarball, hostile_tarballs
 from tests.test_restore import bucket_keys, tree_digest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,14 +154,51 @@ def test_multipart_items_must_be_json_and_name_every_file(client_for, staff, olx
 
 def test_a_body_over_the_limit_is_413_before_it_is_read(client_for, staff, olx_root, bucket, settings):
     settings.EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES = 10_000
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000  # the form's other fields
     upload = io.BytesIO(b"\0" * 20_000)
     upload.name = "big.tar.gz"
     items = json.dumps([{"source": "big.tar.gz", "course_id": NEW_ID}])
 
     answer = client_for(staff).post(URL, {"file": [upload], "items": items}, format="multipart")
 
-    assert answer.status_code == 413 and "10000" in answer.json()["developer_message"]
+    assert answer.status_code == 413
+    assert answer.json()["developer_message"].endswith("bytes; the limit is 11000.")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100_000  # the body passes; its tarballs do not
+    upload.seek(0)
+    answer = client_for(staff).post(URL, {"file": [upload], "items": items}, format="multipart")
+    assert (
+        answer.status_code == 413 and "at most 10000 bytes of tarballs" in answer.json()["developer_message"]
+    )
     assert bucket_keys(bucket) == [] and not BulkProcess.objects.exists()
+
+
+def test_a_multi_megabyte_tarball_is_restored_through_multipart(
+    client_for, staff, olx_root, bucket, settings
+):
+    """Over Django's in-memory limit (2.5 MiB): the file part streams to a temporary file."""
+    data, noise = big_course_tarball(5 * 1024**2)
+    assert len(data) > 2 * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    upload = io.BytesIO(data)
+    upload.name = "big.tar.gz"
+    items = json.dumps([{"source": "big.tar.gz", "course_id": NEW_ID}])
+
+    answer = client_for(staff).post(URL, {"file": [upload], "items": items}, format="multipart")
+
+    assert answer.status_code == 202, answer.content
+    assert status(client_for(staff), answer.json()["processId"])["items"][0]["status"] == "restored"
+    assert (olx_root / "Api+R1+2027" / "static" / "noise.bin").read_bytes() == noise
+
+
+def test_a_json_restore_is_held_to_djangos_memory_limit(client_for, staff, olx_root, bucket, settings):
+    """JSON is read into memory: the tarballs' limit is for multipart bodies only."""
+    body = {"items": [{"source": "x.tar.gz", "course_id": NEW_ID}], "padding": "x" * 3 * 1024**2}
+
+    answer = client_for(staff).post(URL, body, format="json")
+
+    assert answer.status_code == 413
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert answer.json()["developer_message"].endswith(f"bytes; the limit is {limit}.")
+    assert not BulkProcess.objects.exists()
 
 
 def test_a_stranger_learns_nothing_about_whether_a_course_exists(

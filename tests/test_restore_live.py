@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, FAST_RESUME, SAMPLE_COURSE_ID, shared_courses
+from tests.tarballs import big_course_tarball
 
 pytestmark = pytest.mark.live
 
@@ -75,6 +76,23 @@ def test_client_and_cli_restore_from_the_bucket_a_file_and_a_backup_run(live, tm
     assert (live.olx_root / "Live+R3+2027" / "course.xml").read_text().count('org="Live"') == 1
     staged = live.s3.list_objects_v2(Bucket=live.bucket, Prefix="restores/").get("KeyCount")
     assert staged == 0, "an uploaded tarball outlived its process"
+
+
+def test_a_multi_megabyte_tarball_streams_through_the_server_and_is_restored(live, tmp_path, restored):
+    """Over Django's in-memory limit of 2.5 MiB, through gunicorn's ASGI body limit and the view."""
+    data, noise = big_course_tarball(5 * 1024**2)
+    tarball = tmp_path / "big.tar.gz"
+    tarball.write_bytes(data)
+    restored.append("Live+Big+2027")
+    client = live.client()
+
+    started = client.restore(
+        [{"source": "big.tar.gz", "course_id": "course-v1:Live+Big+2027"}], files=[tarball]
+    )
+    final = list(client.wait(started["processId"], kind="restore", interval=0.2, timeout=120))[-1]
+
+    assert final["items"][0]["status"] == "restored", final
+    assert (live.olx_root / "Live+Big+2027" / "static" / "noise.bin").read_bytes() == noise
 
 
 def _tarball_of(course: Path) -> bytes:
