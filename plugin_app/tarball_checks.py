@@ -156,7 +156,8 @@ def unpack(stream: BinaryIO, dest: Path) -> Unpacked:
     for problem in problems:
         result.refuse(problem)
     if identity and not result.problems:  # no validator sees a tree that failed a check
-        result.org, result.number, result.run = identity.key.org, identity.key.course, identity.key.run
+        key = identity.key
+        result.org, result.number, result.run = key.org or "", key.course or "", key.run or ""
         result.course_dir = course_dir
         result.findings = olx_findings(course_dir)
     return result

@@ -429,3 +429,5 @@ def test_restore_settings_reach_the_settings(project, tmp_path):
         500,
     )
     assert values["EXPORTBULK_RESTORE_MAX_UPLOAD_BYTES"] == 2 * 1024**3
+    assert values["EXPORTBULK_RESTORE_MAX_TEXT_FILE_BYTES"] == 10 * 1024**2
+    assert values["EXPORTBULK_RESTORE_MAX_ITEMS_RUNNING_PER_USER"] == 2
