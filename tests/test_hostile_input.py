@@ -9,6 +9,7 @@ ZIP validator.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import ntpath
@@ -30,7 +31,8 @@ from opaque_keys.edx.keys import CourseKey
 
 from plugin_app.backends.olx_directory import OlxDirectoryBackend
 from plugin_app.content_zip import check_zip
-from plugin_app.data import RowError, UploadMode
+from plugin_app.data import OlxTree, RowError, UploadMode
+from plugin_app.export import ExportError, write_course
 from plugin_app.manifest import ManifestRow, parse_manifest
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.row_checks import not_xml_char
@@ -437,9 +439,10 @@ def test_course_ids_never_write_outside_the_key_prefix(
 
 
 def test_course_whose_url_name_is_dot_dot_is_not_exported_as_a_tar_slip(
-    client_for, staff, olx_root, bucket, sample_course
+    client_for, staff, olx_root, bucket, sample_course, monkeypatch
 ):
-    """A run of ".." is a valid course key; as the tarball's top folder it would put every member in ../"""
+    """A run of ".." is a valid course key; as the tarball's top folder it would put every member in
+    ../ (the olx_directory index does not serve it at all: ``policies/..`` leaves the folder)."""
     course = olx_root / "dots"
     (course / "course").mkdir(parents=True)
     (course / "course.xml").write_text('<course url_name=".." org="Dots" course="Dots"/>')
@@ -451,14 +454,17 @@ def test_course_whose_url_name_is_dot_dot_is_not_exported_as_a_tar_slip(
     )
 
     assert response.status_code == 400
-    assert response.json()["failed_uploads"] == {
-        "course-v1:Dots+Dots+..": "The course's url_name '..' cannot name a folder."
-    }
+    assert response.json()["failed_uploads"] == {"course-v1:Dots+Dots+..": "Course not found."}
     assert tarball_keys(s3, bucket_name) == [f"{SAMPLE_COURSE_ID}.tar.gz"]
     assert s3.list_multipart_uploads(Bucket=bucket_name).get("Uploads", []) == []
     data = requests.get(response.json()["successful_uploads"][SAMPLE_COURSE_ID], timeout=30).content
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         assert all(posixpath.normpath(name).split("/")[0] == "2026" for name in tar.getnames())
+    # A backend that serves such a run (the modulestore's export names its folder by it) writes nothing.
+    tree = OlxTree(path=course, root_name="..")
+    monkeypatch.setattr(OlxDirectoryBackend, "export_olx", lambda self, key: contextlib.nullcontext(tree))
+    with pytest.raises(ExportError, match=r"The course's url_name '\.\.' cannot name a folder\."):
+        write_course(CourseKey.from_string("course-v1:Dots+Dots+.."), "dots.tar.gz")
 
 
 # Oversized request bodies -------------------------------------------------------------------
