@@ -135,6 +135,11 @@ def test_a_folder_the_index_cannot_read_is_skipped_and_logged_and_all_still_work
     with caplog.at_level(logging.WARNING, "plugin_app.backends.olx_directory"):
         exported = client.post("/api/courses/v0/export/", {"all": True}, format="json")
         backup = client.post("/api/courses/v0/backup/", {"all": True}, format="json")
+        listed = client.get("/api/courses/v1/courses/")
+
+    assert listed.status_code == 200, listed.content
+    policy_course = next(c for c in listed.json()["results"] if c["course_id"] == "course-v1:Policy+X+2026")
+    assert policy_course["name"] == "course-v1:Policy+X+2026"  # named by its key: its policy is unreadable
 
     assert exported.status_code == 200, exported.content
     policy_id = "course-v1:Policy+X+2026"  # its key is readable: listed, exported, backed up
