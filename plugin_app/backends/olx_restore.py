@@ -134,17 +134,21 @@ def _edit_json(path: Path, edit: Callable[[Any], Any]) -> None:
         write_atomic(path, json.dumps(changed, indent=4, sort_keys=True).encode("utf-8") + b"\n")
 
 
+def _default_wiki_slugs(key: CourseKey) -> tuple[str, str]:
+    """The wiki slugs Studio gives a course by default; its importer renames these
+    (``CourseImportManager.static_updater``), and only these."""
+    return f"{key.org}.{key.course}.{key.run}", str(key.course)
+
+
 def _course_policy(old: CourseKey, new: CourseKey, rename: Callable[[str], str]) -> Callable[[Any], Any]:
-    """The edit of ``policy.json``: the course's entry under its new run, a default wiki slug
-    renamed as Studio's importer does (``CourseImportManager.static_updater``)."""
-    old_slugs = (f"{old.org}.{old.course}.{old.run}", old.course)
+    """The edit of ``policy.json``: the course's entry under its new run, a default wiki slug renamed."""
 
     def edit(policy: dict[str, Any]) -> dict[str, Any]:
         policy = _renamed_json(policy, rename)
         entry = policy.pop(f"course/{old.run}", None)
         if isinstance(entry, dict):
-            if entry.get("wiki_slug") in old_slugs:
-                entry["wiki_slug"] = f"{new.org}.{new.course}.{new.run}"
+            if entry.get("wiki_slug") in _default_wiki_slugs(old):
+                entry["wiki_slug"] = _default_wiki_slugs(new)[0]
             policy[f"course/{new.run}"] = entry
         return policy
 
@@ -173,10 +177,9 @@ def _asset_policy(old: CourseKey, new: CourseKey, rename: Callable[[str], str]) 
 def _rename_wiki(root_file: Path, old: CourseKey, new: CourseKey) -> None:
     """A default wiki slug in the course's root file, renamed (as ``_course_policy`` does)."""
     root = read_xml(root_file)
-    old_slugs = (f"{old.org}.{old.course}.{old.run}", old.course)
-    wikis = [wiki for wiki in root.iter("wiki") if wiki.get("slug") in old_slugs]
+    wikis = [wiki for wiki in root.iter("wiki") if wiki.get("slug") in _default_wiki_slugs(old)]
     for wiki in wikis:
-        wiki.set("slug", f"{new.org}.{new.course}.{new.run}")
+        wiki.set("slug", _default_wiki_slugs(new)[0])
     if wikis:
         write_xml(root_file, root)
 
@@ -220,9 +223,11 @@ def check_identity(course_dir: Path, key: CourseKey) -> None:
     """Refuse (RestoreRefused) a tree that does not read as exactly the course ``key``, as the index
     reads it, and whose run's file is not a ``<course>``: nothing else may be swapped in."""
     identity, problems = course_problems(course_dir)
-    if identity is None or identity.key != key or problems:
+    if identity is None or identity.key != key:
         claims = identity.key if identity else "no course"
         raise RestoreRefused(f"The restored tree reads as {claims}, not {key}; nothing was changed.")
+    if problems:
+        raise RestoreRefused(f"The restored tree cannot be read: {' '.join(problems)} Nothing was changed.")
 
 
 # Swap -----------------------------------------------------------------------------------------
