@@ -28,7 +28,7 @@ from opaque_keys.edx.locator import CourseLocator
 
 from plugin_app import kinds, lifecycle, storage
 from plugin_app.backends import get_backend
-from plugin_app.backends.base import CourseBackend
+from plugin_app.backends.base import CourseBackend, CoursePermission
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.tarball_checks import blocking_findings, unpack
@@ -130,7 +130,7 @@ def _plan_one(
 
 def may_write(backend: CourseBackend, user: User, key: CourseKey) -> bool:
     """Write access to the course, or (for a course that does not exist) the right to create it."""
-    if backend.has_write_access(user, key):
+    if backend.has_write_access(user, key, CoursePermission.IMPORT):
         return True
     return backend.can_create_course(user, key) and not backend.course_exists(key)
 
@@ -183,7 +183,7 @@ def _bucket_object(backend: CourseBackend, user: User, source: str) -> tuple[str
     if source_key is None:
         return "", "Invalid source: neither an export nor a backup of this app, nor an uploaded file."
     # A tarball holds its course's content: reading it takes what exporting it takes.
-    if not backend.has_write_access(user, source_key):
+    if not backend.has_write_access(user, source_key, CoursePermission.EXPORT):
         return "", "Permission denied: you may not read the source course's tarballs."
     return name, ""
 
@@ -265,7 +265,7 @@ def restore_one(
             level = settings.EXPORTBULK_RESTORE_BLOCKING_LEVEL.upper()
             problems.append(f"olxcleaner found {len(blocking)} problem(s) at or above {level}.")
         exists = backend.course_exists(key)
-        if exists and not existed and not backend.has_write_access(user, key):
+        if exists and not existed and not backend.has_write_access(user, key, CoursePermission.IMPORT):
             return Restored(FAILED, PERMISSION_DENIED)  # created by someone else since the request
         if exists and not options.get("overwrite"):
             problems.append("The course exists: set overwrite to replace it.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import enum
 import hashlib
 import shutil
 import tempfile
@@ -33,6 +34,14 @@ class UnitNotFound(Exception):
     """The unit named by a usage key does not exist, or is not a unit of that course."""
 
 
+class CoursePermission(enum.StrEnum):
+    """What the caller does to a course, which decides the permission Studio checks for it."""
+
+    EXPORT = "export"  # an export, a backup, or reading a course's tarballs
+    IMPORT = "import"  # a restore
+    UPLOAD = "upload"  # a bulk upload: files created and replaced
+
+
 class CourseBackend(abc.ABC):
     """Access to the courses of one deployment."""
 
@@ -52,8 +61,9 @@ class CourseBackend(abc.ABC):
         """Whether the course exists."""
 
     @abc.abstractmethod
-    def has_write_access(self, user: User, course_key: CourseKey) -> bool:
-        """Whether ``user`` may author the course (Studio write access)."""
+    def has_write_access(self, user: User, course_key: CourseKey, permission: CoursePermission) -> bool:
+        """Whether ``user`` may do ``permission`` to the course (Studio write access, or where the
+        platform decides it by openedx-authz, that permission)."""
 
     @abc.abstractmethod
     def export_olx(self, course_key: CourseKey) -> AbstractContextManager[OlxTree]:

@@ -26,6 +26,7 @@ from plugin_app.backends.base import (
     OUTLINE_CATEGORIES,
     CourseBackend,
     CourseNotFound,
+    CoursePermission,
     UnitNotFound,
     outline_block_id,
     parse_outline_path,
@@ -115,18 +116,41 @@ class ModulestoreBackend(CourseBackend):
             return _courselike(course_key) is not None
         return bool(_store().has_course(course_key))
 
-    def has_write_access(self, user: User, course_key: CourseKey) -> bool:
-        """Studio write access (common/djangoapps/student/auth.py), as Studio's export task checks it.
+    def has_write_access(self, user: User, course_key: CourseKey, permission: CoursePermission) -> bool:
+        """Studio's own check for the same action, ``user_has_course_permission``
+        (openedx/core/djangoapps/authz/decorators.py): where the course has
+        ``authz.enable_course_authoring`` on, only openedx-authz decides; elsewhere Studio write
+        access does (``LegacyAuthoringPermission.WRITE``, ``has_studio_write_access``).
 
-        Forward compatibility: where a course has openedx-authz's ``authz.enable_course_authoring``
-        flag on, Studio's asset views check authz permissions instead (``COURSES_CREATE_FILES``...,
-        cms/djangoapps/contentstore/asset_storage_handlers.py ``_authz_enforce_file_permissions``).
-        This app checks ``has_studio_write_access`` whatever the flag: there, a user whose only
-        grant is an authz role is refused here though Studio would let them upload.
+        The permissions are those of Studio's views: the import and export views check
+        ``courses.import_course`` / ``courses.export_course``; the files page checks
+        ``courses.view_files``, then ``create_files`` for a new file and ``edit_files`` for a
+        change (cms/djangoapps/contentstore/asset_storage_handlers.py), and a bulk upload both
+        creates and replaces files. A platform without that module (before Verawood) checks write
+        access only, as its Studio does.
         """
-        from common.djangoapps.student.auth import has_studio_write_access
+        try:
+            from openedx.core.djangoapps.authz.constants import LegacyAuthoringPermission
+            from openedx.core.djangoapps.authz.decorators import user_has_course_permission
+        except ImportError:
+            from common.djangoapps.student.auth import has_studio_write_access
 
-        return has_studio_write_access(user, course_key)
+            return bool(has_studio_write_access(user, course_key))
+        from openedx_authz.constants import permissions
+
+        needed = {
+            CoursePermission.EXPORT: [permissions.COURSES_EXPORT_COURSE],
+            CoursePermission.IMPORT: [permissions.COURSES_IMPORT_COURSE],
+            CoursePermission.UPLOAD: [
+                permissions.COURSES_VIEW_FILES,
+                permissions.COURSES_CREATE_FILES,
+                permissions.COURSES_EDIT_FILES,
+            ],
+        }[permission]
+        return all(
+            user_has_course_permission(user, each.identifier, course_key, LegacyAuthoringPermission.WRITE)
+            for each in needed
+        )
 
     @contextlib.contextmanager
     def export_olx(self, course_key: CourseKey) -> Iterator[OlxTree]:
