@@ -267,17 +267,17 @@ class ModulestoreBackend(CourseBackend):
 
         transcripts_utils = _transcripts_utils()
         transcript = transcripts_utils.Transcript
-        store = _store()
-        existing = store.get_item(video_key).edx_video_id if store.has_item(video_key) else None
-        edx_video_id = transcripts_utils.clean_video_id(existing) or create_external_video(
-            display_name="external video"
-        )
-        try:
+        try:  # before any video is made: a bad file leaves no stray external video in edxval
             sjson = transcript.convert(
                 content=srt.decode("utf-8"), input_format=transcript.SRT, output_format=transcript.SJSON
             ).encode()
         except (transcripts_utils.TranscriptsGenerationException, UnicodeDecodeError) as exc:
             raise ValueError("There is a problem with this transcript file (not a UTF-8 SRT).") from exc
+        store = _store()
+        existing = store.get_item(video_key).edx_video_id if store.has_item(video_key) else None
+        edx_video_id = transcripts_utils.clean_video_id(existing) or create_external_video(
+            display_name="external video"
+        )
         created = create_or_update_video_transcript(
             video_id=edx_video_id,
             language_code="en",
