@@ -28,7 +28,8 @@ from opaque_keys.edx.locator import CourseLocator
 
 from plugin_app import kinds, lifecycle, storage
 from plugin_app.backends import get_backend
-from plugin_app.backends.base import CourseBackend, CoursePermission
+from plugin_app.backends.base import CourseBackend, CoursePermission, RestoreFailed
+from plugin_app.course_holds import held
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.tarball_checks import blocking_findings, unpack
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 PERMISSION_DENIED = "Permission denied: you may not write this course, nor create it."
 RESTORED, WOULD_RESTORE, FAILED = "restored", "would restore", "failed"
+BACKUP_RUNNING = "A backup of this course is running: restore it again once that backup has ended."
 BACKUP_PREFIX = "backup:"
 # Backup versions are named by their UTC time, "20261123T193000.123456Z" (the fraction optional).
 _TIMESTAMP = r"\d{8}T\d{6}(?:\.\d{1,6})?Z"
@@ -275,7 +277,14 @@ def restore_one(
             return Restored(WOULD_RESTORE, findings=unpacked.findings)
         source_key = CourseLocator(unpacked.org, unpacked.number, unpacked.run)
         assert unpacked.course_dir is not None
-        backend.restore_course(key, unpacked.course_dir, source_key, user, item_id)
+        # Held as a backup holds it: no backup captures the course half-imported.
+        with held(str(key), f"restore:{item_id}") as hold:
+            if hold is None:
+                return Restored(FAILED, BACKUP_RUNNING, unpacked.findings)
+            try:
+                backend.restore_course(key, unpacked.course_dir, source_key, user, item_id)
+            except RestoreFailed as exc:
+                return Restored(FAILED, str(exc), unpacked.findings)
         return Restored(RESTORED, findings=unpacked.findings)
     finally:
         backend.discard_workspace(item_id)

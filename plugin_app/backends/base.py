@@ -34,6 +34,10 @@ class UnitNotFound(Exception):
     """The unit named by a usage key does not exist, or is not a unit of that course."""
 
 
+class RestoreFailed(Exception):
+    """The platform refused to restore the course; the message, its own words, is the item's reason."""
+
+
 class CoursePermission(enum.StrEnum):
     """What the caller does to a course, which decides the permission Studio checks for it."""
 

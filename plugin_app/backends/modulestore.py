@@ -22,6 +22,7 @@ from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import LibraryLocator
 
+from plugin_app.backends import studio_import
 from plugin_app.backends.base import (
     OUTLINE_CATEGORIES,
     CourseBackend,
@@ -381,31 +382,27 @@ class ModulestoreBackend(CourseBackend):
         self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user: User, token: str
     ) -> None:
         """Studio's import task, ``import_olx`` (cms/djangoapps/contentstore/tasks.py): a missing
-        course is created first as Studio's course creation does (``create_new_course`` in
-        cms/djangoapps/contentstore/views/course.py: organization, ``create_new_course_in_store``
-        with its instructor and role steps, discussion settings), with the wiki slug
-        ``_create_or_rerun_course`` gives it; then ``import_course_from_xml``
-        (xmodule/modulestore/xml_importer.py) with ``target_id`` and the static content store,
-        which runs inside the store's ``bulk_operations(target_id)`` (``ImportManager.run_imports``)
-        and remaps every key of the tarball's course to the target."""
-        from cms.djangoapps.contentstore.views.course import create_new_course
+        course is created first as Studio's course creation does (``studio_import.create_course``);
+        then ``import_course_from_xml`` (xmodule/modulestore/xml_importer.py) with ``target_id``
+        and the static content store, which runs inside the store's ``bulk_operations(target_id)``
+        (``ImportManager.run_imports``) and remaps every key of the tarball's course to the
+        target, with what ``import_olx`` does around it (``studio_import.around_import``).
+        Raises RestoreFailed with Studio's message when the platform refuses."""
         from xmodule.contentstore.django import contentstore
         from xmodule.modulestore.xml_importer import import_course_from_xml
 
         store = _store()
         if not store.has_course(course_key):
-            wiki_slug = f"{course_key.org}.{course_key.course}.{course_key.run}"
-            create_new_course(
-                user, course_key.org, course_key.course, course_key.run, {"wiki_slug": wiki_slug}
+            studio_import.create_course(user, course_key)
+        with studio_import.around_import(store, user, course_key):
+            import_course_from_xml(
+                store,
+                user.id,
+                str(course_dir.parent),
+                [course_dir.name],
+                load_error_blocks=False,
+                static_content_store=contentstore(),
+                target_id=course_key,
+                verbose=True,
             )
-        import_course_from_xml(
-            store,
-            user.id,
-            str(course_dir.parent),
-            [course_dir.name],
-            load_error_blocks=False,
-            static_content_store=contentstore(),
-            target_id=course_key,
-            verbose=True,
-        )
         self.discard_workspace(token)
