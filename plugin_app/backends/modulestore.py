@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import LibraryLocator
 
-from plugin_app.backends import studio_import
+from plugin_app.backends import studio_access, studio_import
 from plugin_app.backends.base import (
     OUTLINE_CATEGORIES,
     CourseBackend,
@@ -38,6 +39,7 @@ from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+log = logging.getLogger(__name__)
 # A new video block plays the demo YouTube video unless told otherwise (VideoFields.youtube_id_1_0).
 _VIDEO_DEFAULTS: dict[str, Any] = {"youtube_id_1_0": "", "download_video": True}
 _CHUNK = 1024 * 1024
@@ -92,9 +94,21 @@ class ModulestoreBackend(CourseBackend):
         (``get_all_courses(orgs=[org])``, which matches the org case-insensitively, as
         ``api.authorable_courses`` does); unfiltered, it asks the modulestore for its course
         summaries. The overviews hold every published course, and need no modulestore query.
+
+        An overview outlives its course (a deleted course keeps its row until someone removes
+        it): each is cross-checked against the course index (``SplitModulestoreCourseIndex``, one
+        query of its ids), so a stale row never fails a run over every course.
         """
+        from common.djangoapps.split_modulestore_django.models import SplitModulestoreCourseIndex
         from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
 
+        indexed = {
+            str(key) for key in SplitModulestoreCourseIndex.objects.values_list("course_id", flat=True)
+        }
+        overviews = list(CourseOverview.get_all_courses())
+        stale = sorted(str(overview.id) for overview in overviews if str(overview.id) not in indexed)
+        if stale:
+            log.warning("Course overviews without a course, left out: %s", ", ".join(stale))
         summaries = [
             CourseSummary(
                 course_id=str(overview.id),
@@ -106,7 +120,8 @@ class ModulestoreBackend(CourseBackend):
                 end=_utc_text(overview.end),
                 self_paced=overview.self_paced,
             )
-            for overview in CourseOverview.get_all_courses()
+            for overview in overviews
+            if str(overview.id) in indexed
         ]
         return sorted(summaries, key=lambda summary: summary.course_id)
 
@@ -118,40 +133,8 @@ class ModulestoreBackend(CourseBackend):
         return bool(_store().has_course(course_key))
 
     def has_write_access(self, user: User, course_key: CourseKey, permission: CoursePermission) -> bool:
-        """Studio's own check for the same action, ``user_has_course_permission``
-        (openedx/core/djangoapps/authz/decorators.py): where the course has
-        ``authz.enable_course_authoring`` on, only openedx-authz decides; elsewhere Studio write
-        access does (``LegacyAuthoringPermission.WRITE``, ``has_studio_write_access``).
-
-        The permissions are those of Studio's views: the import and export views check
-        ``courses.import_course`` / ``courses.export_course``; the files page checks
-        ``courses.view_files``, then ``create_files`` for a new file and ``edit_files`` for a
-        change (cms/djangoapps/contentstore/asset_storage_handlers.py), and a bulk upload both
-        creates and replaces files. A platform without that module (before Verawood) checks write
-        access only, as its Studio does.
-        """
-        try:
-            from openedx.core.djangoapps.authz.constants import LegacyAuthoringPermission
-            from openedx.core.djangoapps.authz.decorators import user_has_course_permission
-        except ImportError:
-            from common.djangoapps.student.auth import has_studio_write_access
-
-            return bool(has_studio_write_access(user, course_key))
-        from openedx_authz.constants import permissions
-
-        needed = {
-            CoursePermission.EXPORT: [permissions.COURSES_EXPORT_COURSE],
-            CoursePermission.IMPORT: [permissions.COURSES_IMPORT_COURSE],
-            CoursePermission.UPLOAD: [
-                permissions.COURSES_VIEW_FILES,
-                permissions.COURSES_CREATE_FILES,
-                permissions.COURSES_EDIT_FILES,
-            ],
-        }[permission]
-        return all(
-            user_has_course_permission(user, each.identifier, course_key, LegacyAuthoringPermission.WRITE)
-            for each in needed
-        )
+        """Studio's own check for the same action (``studio_access.user_may``)."""
+        return studio_access.user_may(user, course_key, permission)
 
     @contextlib.contextmanager
     def export_olx(self, course_key: CourseKey) -> Iterator[OlxTree]:
