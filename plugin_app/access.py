@@ -33,7 +33,7 @@ def refused_courses(user: User, process_id: str) -> set[str]:
     """The courses of the process that the user may no longer author."""
     backend = get_backend()
     kind = BulkProcess.objects.values_list("kind", flat=True).get(process_id=process_id)
-    permission = PERMISSION_OF_KIND[kind]
+    permission = PERMISSION_OF_KIND[ProcessKind(kind)]
     course_ids = set(
         BulkItem.objects.filter(process__process_id=process_id).values_list("course_id", flat=True).distinct()
     )
