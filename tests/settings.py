@@ -17,15 +17,17 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # The platform's own packages, run for real wherever the app calls them (README, "Platform
 # packages in the tests"): edxval with the waffle flags it reads, and openedx-authz with its Casbin
-# adapter. openedx-authz's scope models point at the platform's CourseOverview; the package's own
-# test stand-in takes its place here, as in its own test settings.
+# adapter and the edx-organizations app it reads. openedx-authz's scope models point at the
+# platform's CourseOverview and ContentLibrary: stand-ins take their place (tests/platform_stand_ins).
 INSTALLED_APPS = [
     *INSTALLED_APPS,  # noqa: F405
     "waffle",
     "edxval",
+    "simple_history",
+    "organizations",
     "openedx_authz.engine.apps.CasbinAdapterConfig",
     "openedx_authz.apps.OpenedxAuthzConfig",
-    "openedx_authz.tests.stubs.apps.StubsConfig",
+    "tests.platform_stand_ins.apps.PlatformStandInsConfig",
 ]
 VIDEO_TRANSCRIPTS_SETTINGS = {"DIRECTORY_PREFIX": "video-transcripts/", "STORAGE_KWARGS": {}}
 VIDEO_IMAGE_SETTINGS = {"DIRECTORY_PREFIX": "video-images/", "STORAGE_KWARGS": {}}
@@ -34,5 +36,5 @@ CASBIN_MODEL = str(Path(openedx_authz.ROOT_DIRECTORY) / "engine" / "config" / "m
 CASBIN_AUTO_LOAD_POLICY_INTERVAL = 0
 CASBIN_AUTO_SAVE_POLICY = True
 CASBIN_LOG_LEVEL = "WARNING"
-OPENEDX_AUTHZ_CONTENT_LIBRARY_MODEL = "stubs.ContentLibrary"
-OPENEDX_AUTHZ_COURSE_OVERVIEW_MODEL = "stubs.CourseOverview"
+OPENEDX_AUTHZ_CONTENT_LIBRARY_MODEL = "platform_stand_ins.ContentLibrary"
+OPENEDX_AUTHZ_COURSE_OVERVIEW_MODEL = "platform_stand_ins.CourseOverview"
