@@ -19,8 +19,8 @@ $(BIN)/python:
 help: ## Print this help: one line per target.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "%-16s %s\n", $$1, $$2}'
 
-install: $(BIN)/python ## Create .venv and install the package (editable) with its standalone and test extras.
-	$(BIN)/python -m pip install --quiet -e '.[standalone,test]'
+install: $(BIN)/python ## Create .venv and install the package (editable) with its standalone, test and platform extras.
+	$(BIN)/python -m pip install --quiet -e '.[standalone,test,platform]'
 
 demo: install ## Run the main job for real: standalone server, export, restore, bulk upload.
 	rm -rf $(DEMO_HOME)

@@ -69,6 +69,22 @@ setup(
     extras_require={
         # The standalone server: its production WSGI server, MySQL driver and Celery's Redis transport.
         "standalone": ["gunicorn>=27.0", "PyMySQL>=1.1", "redis>=5.0", "django-ratelimit>=4.1"],
+        # The platform's own packages the tests run for real (`make install`), one line per Python
+        # where they differ: the 1.x lines need Python 3.12.
+        "platform": [
+            'openedx-core==0.36.0; python_version < "3.12"',
+            'openedx-core==1.15.2; python_version >= "3.12"',
+            'openedx-authz==0.23.0; python_version < "3.12"',
+            'openedx-authz==1.35.0; python_version >= "3.12"',
+            'openedx-events==10.5.0; python_version < "3.12"',
+            'openedx-events==11.2.0; python_version >= "3.12"',
+            "edxval==5.0.1",
+            "django-user-tasks==4.0.0",
+            # edxval imports fs (edx-platform gets it through XBlock); the platform's pin.
+            "fs==2.4.16",
+            # edxval imports fs (through XBlock), which needs pkg_resources, gone from setuptools 81.
+            'setuptools<81; python_version >= "3.12"',
+        ],
         "test": [
             "pytest>=8.0",
             "hypothesis>=6.100",

@@ -15,15 +15,25 @@ from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
 from plugin_app.backends import get_backend
-from plugin_app.data import ProcessInfo
-from plugin_app.models import BulkItem
+from plugin_app.backends.base import CoursePermission
+from plugin_app.data import ProcessInfo, ProcessKind
+from plugin_app.models import BulkItem, BulkProcess
 
 PERMISSION_WITHDRAWN = "Permission denied: you no longer have Studio write access to this course."
+# What each kind of process does to its courses: the permission checked at request time.
+PERMISSION_OF_KIND = {
+    ProcessKind.EXPORT: CoursePermission.EXPORT,
+    ProcessKind.BACKUP: CoursePermission.EXPORT,
+    ProcessKind.RESTORE: CoursePermission.IMPORT,
+    ProcessKind.UPLOAD: CoursePermission.UPLOAD,
+}
 
 
 def refused_courses(user: User, process_id: str) -> set[str]:
     """The courses of the process that the user may no longer author."""
     backend = get_backend()
+    kind = BulkProcess.objects.values_list("kind", flat=True).get(process_id=process_id)
+    permission = PERMISSION_OF_KIND[ProcessKind(kind)]
     course_ids = set(
         BulkItem.objects.filter(process__process_id=process_id).values_list("course_id", flat=True).distinct()
     )
@@ -33,7 +43,7 @@ def refused_courses(user: User, process_id: str) -> set[str]:
             course_key = CourseKey.from_string(course_id)
         except InvalidKeyError:
             continue  # failed at request time; it never had anything to show
-        if not backend.has_write_access(user, course_key):
+        if not backend.has_write_access(user, course_key, permission):
             refused.add(course_id)
     return refused
 

@@ -2,9 +2,10 @@
 
 from django.apps import AppConfig
 
+# No production settings: the platform makes every key of its YAML config a setting before the
+# plugins' settings run (``ENV_TOKENS`` is only kept for old plugins), so those values win already.
 _SETTINGS = {
     "common": {"relative_path": "settings.common"},
-    "production": {"relative_path": "settings.production"},
     "test": {"relative_path": "settings.test"},
 }
 

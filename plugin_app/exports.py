@@ -15,6 +15,7 @@ from opaque_keys.edx.keys import CourseKey
 
 from plugin_app import kinds, lifecycle, runners, storage
 from plugin_app.backends import get_backend
+from plugin_app.backends.base import CoursePermission
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.export import ExportError, export_course
 from plugin_app.models import BulkItem, BulkProcess
@@ -36,7 +37,7 @@ def authorable_courses(user: User, org: str | None = None) -> list[str]:
         for summary in backend.list_courses()
         # Case-insensitive, as Studio's org filter (``CourseOverview.get_all_courses(orgs=...)``).
         if (org is None or summary.org.lower() == org.lower())
-        and backend.has_write_access(user, CourseKey.from_string(summary.course_id))
+        and backend.has_write_access(user, CourseKey.from_string(summary.course_id), CoursePermission.EXPORT)
     ]
 
 
@@ -49,7 +50,7 @@ def requested_item(user: User, position: int, course_id: str, backend: CourseBac
         item.status, item.error = ItemStatus.FAILED, "Invalid course key."
         return item
     # Permission first: a stranger learns nothing of whether the course exists.
-    if not backend.has_write_access(user, course_key):
+    if not backend.has_write_access(user, course_key, CoursePermission.EXPORT):
         item.status, item.error = ItemStatus.FAILED, PERMISSION_DENIED
     elif not backend.course_exists(course_key):
         item.status, item.error = ItemStatus.FAILED, "Course not found."

@@ -28,7 +28,8 @@ from opaque_keys.edx.locator import CourseLocator
 
 from plugin_app import kinds, lifecycle, storage
 from plugin_app.backends import get_backend
-from plugin_app.backends.base import CourseBackend, RestoreRefused
+from plugin_app.backends.base import CourseBackend, CoursePermission, RestoreRefused
+from plugin_app.course_holds import held
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.tarball_checks import blocking_findings, unpack
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 PERMISSION_DENIED = "Permission denied: you may not write this course, nor create it."
 RESTORED, WOULD_RESTORE, FAILED = "restored", "would restore", "failed"
+BACKUP_RUNNING = "A backup of this course is running: restore it again once that backup has ended."
 BACKUP_PREFIX = "backup:"
 # Backup versions are named by their UTC time, "20261123T193000.123456Z" (the fraction optional).
 _TIMESTAMP = r"\d{8}T\d{6}(?:\.\d{1,6})?Z"
@@ -130,7 +132,7 @@ def _plan_one(
 
 def may_write(backend: CourseBackend, user: User, key: CourseKey) -> bool:
     """Write access to the course, or (for a course that does not exist) the right to create it."""
-    if backend.has_write_access(user, key):
+    if backend.has_write_access(user, key, CoursePermission.IMPORT):
         return True
     return backend.can_create_course(user, key) and not backend.course_exists(key)
 
@@ -183,7 +185,7 @@ def _bucket_object(backend: CourseBackend, user: User, source: str) -> tuple[str
     if source_key is None:
         return "", "Invalid source: neither an export nor a backup of this app, nor an uploaded file."
     # A tarball holds its course's content: reading it takes what exporting it takes.
-    if not backend.has_write_access(user, source_key):
+    if not backend.has_write_access(user, source_key, CoursePermission.EXPORT):
         return "", "Permission denied: you may not read the source course's tarballs."
     return name, ""
 
@@ -265,7 +267,7 @@ def restore_one(
             level = settings.EXPORTBULK_RESTORE_BLOCKING_LEVEL.upper()
             problems.append(f"olxcleaner found {len(blocking)} problem(s) at or above {level}.")
         exists = backend.course_exists(key)
-        if exists and not existed and not backend.has_write_access(user, key):
+        if exists and not existed and not backend.has_write_access(user, key, CoursePermission.IMPORT):
             return Restored(FAILED, PERMISSION_DENIED)  # created by someone else since the request
         if exists and not options.get("overwrite"):
             problems.append("The course exists: set overwrite to replace it.")
@@ -275,10 +277,14 @@ def restore_one(
             return Restored(WOULD_RESTORE, findings=unpacked.findings)
         source_key = CourseLocator(unpacked.org, unpacked.number, unpacked.run)
         assert unpacked.course_dir is not None
-        try:
-            backend.restore_course(key, unpacked.course_dir, source_key, user, item_id)
-        except RestoreRefused as refused:
-            return Restored(FAILED, str(refused), unpacked.findings)
+        # Held as a backup holds it: no backup captures the course half-imported.
+        with held(str(key), f"restore:{item_id}") as hold:
+            if hold is None:
+                return Restored(FAILED, BACKUP_RUNNING, unpacked.findings)
+            try:
+                backend.restore_course(key, unpacked.course_dir, source_key, user, item_id)
+            except RestoreRefused as exc:
+                return Restored(FAILED, str(exc), unpacked.findings)
         return Restored(RESTORED, findings=unpacked.findings)
     finally:
         backend.discard_workspace(item_id)

@@ -21,7 +21,7 @@ from opaque_keys.edx.keys import CourseKey
 
 from plugin_app import kinds, lifecycle, storage
 from plugin_app.backends import get_backend
-from plugin_app.backends.base import CourseNotFound, UnitNotFound
+from plugin_app.backends.base import CourseNotFound, CoursePermission, UnitNotFound
 from plugin_app.content_zip import check_zip
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind, RowError, UploadMode
 from plugin_app.manifest import ManifestRow, parse_manifest
@@ -87,7 +87,7 @@ def _check_course_access(user: User, course_lines: dict[str, list[int]]) -> list
     refusals: dict[str, str | None] = {}
     for course_id in course_lines:
         course_key = CourseKey.from_string(course_id)
-        if not backend.has_write_access(user, course_key):
+        if not backend.has_write_access(user, course_key, CoursePermission.UPLOAD):
             refusals[course_id] = f"You do not have Studio write access to {course_id}."
         elif not backend.course_exists(course_key):
             refusals[course_id] = f"Course {course_id} not found."

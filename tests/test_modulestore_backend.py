@@ -111,3 +111,24 @@ def test_resolve_unit_refuses_a_usage_key_that_is_not_a_unit_before_touching_the
     html = str(COURSE.make_usage_key("html", "intro"))
     with pytest.raises(UnitNotFound, match="is not a unit of"):
         ModulestoreBackend().resolve_unit(COURSE, html, user=None)
+
+
+def test_the_platforms_yaml_values_win_and_env_tokens_is_never_read():
+    """The platform makes each key of its YAML config a setting before the plugins' settings run,
+    in the order common then production (edx-django-utils ``add_plugins``); ``ENV_TOKENS`` is kept
+    only for old plugins, and may be stale once a later settings step changes a value."""
+    import importlib
+    import types
+
+    from plugin_app.apps import ExportBulkConfig
+    from plugin_app.settings.common import DEFAULTS
+
+    cms = types.SimpleNamespace(EXPORTBULK_BUCKET="from-yaml", ENV_TOKENS={"EXPORTBULK_BUCKET": "stale"})
+    config = ExportBulkConfig.plugin_app["settings_config"]["cms.djangoapp"]
+    for settings_type in ("common", "production"):
+        if settings_type in config:
+            importlib.import_module(f"plugin_app.{config[settings_type]['relative_path']}").plugin_settings(
+                cms
+            )
+    assert cms.EXPORTBULK_BUCKET == "from-yaml"
+    assert cms.EXPORTBULK_BACKUP_KEEP == DEFAULTS["EXPORTBULK_BACKUP_KEEP"]  # defaults fill the rest

@@ -1,23 +1,26 @@
 """
-The modulestore backend's calls into edx-platform and edxval, against fakes of exactly the
-functions it calls. Each fake does what the platform's function does with the arguments that
-matter here (cited), so a call made unlike Studio's fails as it would in the platform.
+The modulestore backend's calls into edx-platform, against fakes of exactly the functions it
+calls, and into edxval, which runs for real (its models migrated on the test database). Each fake
+does what the platform's function does with the arguments that matter here (cited), so a call
+made unlike Studio's fails as it would in the platform.
 """
 
 from __future__ import annotations
 
 import io
-import sys
 import types
 from dataclasses import dataclass, field
 
 import pytest
+from edxval.api import create_external_video, get_video_transcript_data
+from edxval.models import Video
 from opaque_keys.edx.keys import CourseKey
 from opaque_keys.edx.locator import AssetLocator
 
 from plugin_app.backends.modulestore import ModulestoreBackend
 from plugin_app.data import AssetFile
 from tests.builders import PNG, SRT
+from tests.fake_platform import install
 
 COURSE = CourseKey.from_string("course-v1:ExportBulk+Sample+2026")
 VIDEO = COURSE.make_usage_key("video", "bulkabcr2")
@@ -85,14 +88,6 @@ class ContentStore:
 class Platform:
     contentstore: ContentStore = field(default_factory=ContentStore)
     blocks: dict = field(default_factory=dict)
-    videos: list = field(default_factory=list)
-    transcripts: list = field(default_factory=list)
-
-
-def _module(monkeypatch, name: str, **attrs) -> None:
-    module = types.ModuleType(name)
-    module.__dict__.update(attrs)
-    monkeypatch.setitem(sys.modules, name, module)
 
 
 class TranscriptsGenerationException(Exception):
@@ -126,51 +121,22 @@ def platform(monkeypatch) -> Platform:
         def get_item(self, key):
             return state.blocks[key]
 
-    for name in (
-        "openedx",
-        "openedx.core",
-        "openedx.core.djangoapps",
-        "openedx.core.djangoapps.contentserver",
-    ):
-        _module(monkeypatch, name)
-    for name in ("xmodule", "xmodule.contentstore", "xmodule.modulestore", "cms", "cms.djangoapps"):
-        _module(monkeypatch, name)
-    _module(monkeypatch, "cms.djangoapps.contentstore")
-    _module(monkeypatch, "openedx.core.djangoapps.contentserver.caching", del_cached_content=lambda key: None)
-    _module(monkeypatch, "xmodule.contentstore.content", StaticContent=StaticContent)
-    _module(monkeypatch, "xmodule.contentstore.django", contentstore=lambda: state.contentstore)
-    _module(monkeypatch, "xmodule.modulestore.django", modulestore=Store)
-    _module(monkeypatch, "openedx.core.djangoapps.video_config")
-    _module(
+    install(
         monkeypatch,
-        "openedx.core.djangoapps.video_config.transcripts_utils",
-        Transcript=Transcript,
-        TranscriptsGenerationException=TranscriptsGenerationException,
-        clean_video_id=lambda video_id: video_id and video_id.strip(),
-    )
-    _module(
-        monkeypatch,
-        "cms.djangoapps.contentstore.video_storage_handlers",
-        TranscriptProvider=types.SimpleNamespace(CUSTOM="Custom"),
-    )
-
-    def create_external_video(display_name):
-        state.videos.append(display_name)
-        return f"external-{len(state.videos)}"
-
-    def create_or_update_video_transcript(video_id, language_code, metadata, file_data=None):
-        """edxval/api.py: None when edxval has no such video, else the transcript's URL."""
-        if not video_id.startswith("external-") and video_id != "kept-id":
-            return None
-        state.transcripts.append((video_id, language_code, metadata, file_data.read()))
-        return f"/media/{video_id}-{language_code}.sjson"
-
-    _module(monkeypatch, "edxval")
-    _module(
-        monkeypatch,
-        "edxval.api",
-        create_external_video=create_external_video,
-        create_or_update_video_transcript=create_or_update_video_transcript,
+        {
+            "openedx.core.djangoapps.contentserver.caching": {"del_cached_content": lambda key: None},
+            "xmodule.contentstore.content": {"StaticContent": StaticContent},
+            "xmodule.contentstore.django": {"contentstore": lambda: state.contentstore},
+            "xmodule.modulestore.django": {"modulestore": Store},
+            "openedx.core.djangoapps.video_config.transcripts_utils": {
+                "Transcript": Transcript,
+                "TranscriptsGenerationException": TranscriptsGenerationException,
+                "clean_video_id": lambda video_id: video_id and video_id.strip(),
+            },
+            "cms.djangoapps.contentstore.video_storage_handlers": {
+                "TranscriptProvider": types.SimpleNamespace(CUSTOM="Custom")
+            },
+        },
     )
     return state
 
@@ -192,26 +158,44 @@ def test_png_is_still_read_by_path_in_chunks(platform):
     assert asset.locked is True and asset.thumbnail_location == thumbnail.location
 
 
+@pytest.mark.django_db
 def test_english_transcript_goes_to_edxval_as_studio_uploads_it(platform):
     fields = ModulestoreBackend().save_video_transcript(VIDEO, SRT, user=None)
 
-    assert platform.videos == ["external video"]
-    assert fields == {"edx_video_id": "external-1", "transcripts": {"en": "external-1-en.srt"}}
-    (video_id, language, metadata, data) = platform.transcripts[0]
-    assert (video_id, language) == ("external-1", "en")
-    assert metadata == {"provider": "Custom", "file_format": "sjson", "language_code": "en"}
-    assert data == b'{"start": [0], "end": [2000], "text": ["Hello"]}'
+    edx_video_id = fields["edx_video_id"]
+    assert fields == {"edx_video_id": edx_video_id, "transcripts": {"en": f"{edx_video_id}-en.srt"}}
+    video = Video.objects.get(edx_video_id=edx_video_id)  # a new external video, as Studio makes one
+    assert (video.status, video.client_video_id) == ("external", "external video")
+    (transcript,) = video.video_transcripts.all()
+    assert (transcript.language_code, transcript.provider, transcript.file_format) == (
+        "en",
+        "Custom",
+        "sjson",
+    )
+    data = get_video_transcript_data(edx_video_id, "en")
+    assert data["content"] == b'{"start": [0], "end": [2000], "text": ["Hello"]}'
     assert platform.contentstore.saved == []  # no contentstore asset of the .srt
 
 
+@pytest.mark.django_db
 def test_a_video_that_has_an_edxval_id_keeps_it(platform):
-    platform.blocks[VIDEO] = types.SimpleNamespace(edx_video_id=" kept-id ")
+    kept = create_external_video(display_name="kept")
+    platform.blocks[VIDEO] = types.SimpleNamespace(edx_video_id=f" {kept} ")
     fields = ModulestoreBackend().save_video_transcript(VIDEO, SRT, user=None)
-    assert fields["edx_video_id"] == "kept-id" and platform.videos == []
+    assert fields["edx_video_id"] == kept and Video.objects.count() == 1
+    assert get_video_transcript_data(kept, "en") is not None
 
 
+@pytest.mark.django_db
+def test_a_video_id_that_edxval_does_not_know_is_a_row_error(platform):
+    platform.blocks[VIDEO] = types.SimpleNamespace(edx_video_id="not-in-val")
+    with pytest.raises(ValueError, match="edxval has no video not-in-val"):
+        ModulestoreBackend().save_video_transcript(VIDEO, SRT, user=None)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("srt", [b"\xff\xfe not utf-8", b"no timings here"])
 def test_an_unreadable_transcript_is_a_row_error(platform, srt):
     with pytest.raises(ValueError, match="problem with this transcript"):
         ModulestoreBackend().save_video_transcript(VIDEO, srt, user=None)
-    assert platform.transcripts == []
+    assert not Video.objects.exists()  # checked before edxval is asked for a video

@@ -348,13 +348,12 @@ def cronjobs(project: Project) -> list[dict]:
 
 
 def test_backup_schedule_renders_a_cronjob_running_the_backup_command(project, tmp_path):
-    assert cronjobs(project) == []  # no schedule by default
     scheduled = project.copy(tmp_path)
     scheduled.tutor("config", "save", "--set", "EXPORTBULK_BACKUP_SCHEDULE=0 3 * * *")
     (cronjob,) = cronjobs(scheduled)
     spec = cronjob["spec"]
     assert cronjob["apiVersion"] == "batch/v1" and cronjob["metadata"]["name"] == "exportbulk-backup"
-    assert spec["schedule"] == "0 3 * * *"
+    assert spec["schedule"] == "0 3 * * *" and spec["suspend"] is False
     assert spec["concurrencyPolicy"] == "Forbid"
     assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
     pod = spec["jobTemplate"]["spec"]["template"]["spec"]
@@ -382,6 +381,21 @@ def test_backup_schedule_renders_a_cronjob_running_the_backup_command(project, t
         if doc["kind"] == "Job"
     ]
     assert {"lms-job", "cms-job"} <= set(jobs)
+
+
+def test_clearing_the_schedule_suspends_the_cronjob_instead_of_dropping_it(project, tmp_path):
+    """Tutor does not delete a CronJob that stops being rendered: an empty schedule (the default)
+    must still render it, suspended, with a schedule Kubernetes accepts."""
+    (default,) = cronjobs(project)
+    assert default["spec"]["suspend"] is True and default["spec"]["schedule"] == "0 3 * * *"
+    cleared = project.copy(tmp_path)
+    cleared.tutor("config", "save", "--set", "EXPORTBULK_BACKUP_SCHEDULE=15 2 * * 1")
+    assert cronjobs(cleared)[0]["spec"]["suspend"] is False
+    for empty in ("", "  "):
+        cleared.tutor("config", "save", "--set", f"EXPORTBULK_BACKUP_SCHEDULE={empty}")
+        (cronjob,) = cronjobs(cleared)
+        assert cronjob["metadata"]["name"] == "exportbulk-backup"
+        assert cronjob["spec"]["suspend"] is True and cronjob["spec"]["schedule"] == "0 3 * * *"
 
 
 def test_backup_do_command_runs_the_management_command_in_the_cms(project):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import enum
 import hashlib
 import shutil
 import tempfile
@@ -34,7 +35,16 @@ class UnitNotFound(Exception):
 
 
 class RestoreRefused(Exception):
-    """A restore the backend will not apply; the message, safe to show, says why (nothing changed)."""
+    """A restore the backend will not apply, or the platform refused (then in Studio's own words): the
+    message, safe to show, is the item's reason."""
+
+
+class CoursePermission(enum.StrEnum):
+    """What the caller does to a course, which decides the permission Studio checks for it."""
+
+    EXPORT = "export"  # an export, a backup, or reading a course's tarballs
+    IMPORT = "import"  # a restore
+    UPLOAD = "upload"  # a bulk upload: files created and replaced
 
 
 class CourseBackend(abc.ABC):
@@ -56,8 +66,9 @@ class CourseBackend(abc.ABC):
         """Whether the course exists."""
 
     @abc.abstractmethod
-    def has_write_access(self, user: User, course_key: CourseKey) -> bool:
-        """Whether ``user`` may author the course (Studio write access)."""
+    def has_write_access(self, user: User, course_key: CourseKey, permission: CoursePermission) -> bool:
+        """Whether ``user`` may do ``permission`` to the course (Studio write access, or where the
+        platform decides it by openedx-authz, that permission)."""
 
     @abc.abstractmethod
     def export_olx(self, course_key: CourseKey) -> AbstractContextManager[OlxTree]:

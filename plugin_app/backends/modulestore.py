@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,10 +23,12 @@ from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import LibraryLocator
 
+from plugin_app.backends import studio_access, studio_import
 from plugin_app.backends.base import (
     OUTLINE_CATEGORIES,
     CourseBackend,
     CourseNotFound,
+    CoursePermission,
     UnitNotFound,
     outline_block_id,
     parse_outline_path,
@@ -36,6 +39,7 @@ from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+log = logging.getLogger(__name__)
 # A new video block plays the demo YouTube video unless told otherwise (VideoFields.youtube_id_1_0).
 _VIDEO_DEFAULTS: dict[str, Any] = {"youtube_id_1_0": "", "download_video": True}
 _CHUNK = 1024 * 1024
@@ -90,9 +94,21 @@ class ModulestoreBackend(CourseBackend):
         (``get_all_courses(orgs=[org])``, which matches the org case-insensitively, as
         ``api.authorable_courses`` does); unfiltered, it asks the modulestore for its course
         summaries. The overviews hold every published course, and need no modulestore query.
+
+        An overview outlives its course (a deleted course keeps its row until someone removes
+        it): each is cross-checked against the course index (``SplitModulestoreCourseIndex``, one
+        query of its ids), so a stale row never fails a run over every course.
         """
+        from common.djangoapps.split_modulestore_django.models import SplitModulestoreCourseIndex
         from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
 
+        indexed = {
+            str(key) for key in SplitModulestoreCourseIndex.objects.values_list("course_id", flat=True)
+        }
+        overviews = list(CourseOverview.get_all_courses())
+        stale = sorted(str(overview.id) for overview in overviews if str(overview.id) not in indexed)
+        if stale:
+            log.warning("Course overviews without a course, left out: %s", ", ".join(stale))
         summaries = [
             CourseSummary(
                 course_id=str(overview.id),
@@ -104,7 +120,8 @@ class ModulestoreBackend(CourseBackend):
                 end=_utc_text(overview.end),
                 self_paced=overview.self_paced,
             )
-            for overview in CourseOverview.get_all_courses()
+            for overview in overviews
+            if str(overview.id) in indexed
         ]
         return sorted(summaries, key=lambda summary: summary.course_id)
 
@@ -115,18 +132,9 @@ class ModulestoreBackend(CourseBackend):
             return _courselike(course_key) is not None
         return bool(_store().has_course(course_key))
 
-    def has_write_access(self, user: User, course_key: CourseKey) -> bool:
-        """Studio write access (common/djangoapps/student/auth.py), as Studio's export task checks it.
-
-        Forward compatibility: where a course has openedx-authz's ``authz.enable_course_authoring``
-        flag on, Studio's asset views check authz permissions instead (``COURSES_CREATE_FILES``...,
-        cms/djangoapps/contentstore/asset_storage_handlers.py ``_authz_enforce_file_permissions``).
-        This app checks ``has_studio_write_access`` whatever the flag: there, a user whose only
-        grant is an authz role is refused here though Studio would let them upload.
-        """
-        from common.djangoapps.student.auth import has_studio_write_access
-
-        return has_studio_write_access(user, course_key)
+    def has_write_access(self, user: User, course_key: CourseKey, permission: CoursePermission) -> bool:
+        """Studio's own check for the same action (``studio_access.user_may``)."""
+        return studio_access.user_may(user, course_key, permission)
 
     @contextlib.contextmanager
     def export_olx(self, course_key: CourseKey) -> Iterator[OlxTree]:
@@ -243,17 +251,17 @@ class ModulestoreBackend(CourseBackend):
 
         transcripts_utils = _transcripts_utils()
         transcript = transcripts_utils.Transcript
-        store = _store()
-        existing = store.get_item(video_key).edx_video_id if store.has_item(video_key) else None
-        edx_video_id = transcripts_utils.clean_video_id(existing) or create_external_video(
-            display_name="external video"
-        )
-        try:
+        try:  # before any video is made: a bad file leaves no stray external video in edxval
             sjson = transcript.convert(
                 content=srt.decode("utf-8"), input_format=transcript.SRT, output_format=transcript.SJSON
             ).encode()
         except (transcripts_utils.TranscriptsGenerationException, UnicodeDecodeError) as exc:
             raise ValueError("There is a problem with this transcript file (not a UTF-8 SRT).") from exc
+        store = _store()
+        existing = store.get_item(video_key).edx_video_id if store.has_item(video_key) else None
+        edx_video_id = transcripts_utils.clean_video_id(existing) or create_external_video(
+            display_name="external video"
+        )
         created = create_or_update_video_transcript(
             video_id=edx_video_id,
             language_code="en",
@@ -357,31 +365,27 @@ class ModulestoreBackend(CourseBackend):
         self, course_key: CourseKey, course_dir: Path, source_key: CourseKey, user: User, token: str
     ) -> None:
         """Studio's import task, ``import_olx`` (cms/djangoapps/contentstore/tasks.py): a missing
-        course is created first as Studio's course creation does (``create_new_course`` in
-        cms/djangoapps/contentstore/views/course.py: organization, ``create_new_course_in_store``
-        with its instructor and role steps, discussion settings), with the wiki slug
-        ``_create_or_rerun_course`` gives it; then ``import_course_from_xml``
-        (xmodule/modulestore/xml_importer.py) with ``target_id`` and the static content store,
-        which runs inside the store's ``bulk_operations(target_id)`` (``ImportManager.run_imports``)
-        and remaps every key of the tarball's course to the target."""
-        from cms.djangoapps.contentstore.views.course import create_new_course
+        course is created first as Studio's course creation does (``studio_import.create_course``);
+        then ``import_course_from_xml`` (xmodule/modulestore/xml_importer.py) with ``target_id``
+        and the static content store, which runs inside the store's ``bulk_operations(target_id)``
+        (``ImportManager.run_imports``) and remaps every key of the tarball's course to the
+        target, with what ``import_olx`` does around it (``studio_import.around_import``).
+        Raises RestoreRefused with Studio's message when the platform refuses."""
         from xmodule.contentstore.django import contentstore
         from xmodule.modulestore.xml_importer import import_course_from_xml
 
         store = _store()
         if not store.has_course(course_key):
-            wiki_slug = f"{course_key.org}.{course_key.course}.{course_key.run}"
-            create_new_course(
-                user, course_key.org, course_key.course, course_key.run, {"wiki_slug": wiki_slug}
+            studio_import.create_course(user, course_key)
+        with studio_import.around_import(store, user, course_key):
+            import_course_from_xml(
+                store,
+                user.id,
+                str(course_dir.parent),
+                [course_dir.name],
+                load_error_blocks=False,
+                static_content_store=contentstore(),
+                target_id=course_key,
+                verbose=True,
             )
-        import_course_from_xml(
-            store,
-            user.id,
-            str(course_dir.parent),
-            [course_dir.name],
-            load_error_blocks=False,
-            static_content_store=contentstore(),
-            target_id=course_key,
-            verbose=True,
-        )
         self.discard_workspace(token)

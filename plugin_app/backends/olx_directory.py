@@ -34,6 +34,7 @@ from plugin_app.backends.base import (
     OUTLINE_CATEGORIES,
     CourseBackend,
     CourseNotFound,
+    CoursePermission,
     UnitNotFound,
     outline_block_id,
     parse_outline_path,
@@ -150,7 +151,8 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
     def course_exists(self, course_key: CourseKey) -> bool:
         return olx_restore.unbranched(course_key) in self._courses()
 
-    def has_write_access(self, user: User, course_key: CourseKey) -> bool:
+    def has_write_access(self, user: User, course_key: CourseKey, permission: CoursePermission) -> bool:
+        """Standalone has no per-action roles: the course's author group (or staff) may do anything."""
         if not (user and user.is_active):
             return False
         if user.is_staff:

@@ -2,7 +2,8 @@
 Defaults of every setting the app reads, for the LMS, the CMS and the standalone project.
 
 The Tutor plugin overrides them from its ``EXPORTBULK_*`` config in the production
-settings patch; ``production.py`` lets ``ENV_TOKENS`` (the YAML config) do the same.
+settings patch; a key of the platform's YAML config (``cms.env.yml``) is a setting of that
+name before these defaults are applied, so it wins too.
 """
 
 from typing import Any

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from plugin_app import backups, exports, storage
 from plugin_app.backends import get_backend
+from plugin_app.backends.base import CoursePermission
 from plugin_app.data import ProcessKind
 from plugin_app.models import BackupVersion
 from plugin_app.rest_api.v0 import schema
@@ -133,7 +134,7 @@ class BackupVersionsView(BulkAPIView):
             course_key = CourseKey.from_string(course_id)
         except InvalidKeyError:
             return api_error(400, f"Invalid course key: {course_id}", "invalid_course_key")
-        if not get_backend().has_write_access(caller(request), course_key):
+        if not get_backend().has_write_access(caller(request), course_key, CoursePermission.EXPORT):
             return api_error(403, exports.PERMISSION_DENIED, "permission_denied")
         versions = BackupVersion.objects.filter(
             course__course_id=course_id, size__isnull=False, deleted_at__isnull=True
