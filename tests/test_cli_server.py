@@ -47,6 +47,7 @@ def run_cli(live_server, staff, olx_root, local_storage, caplog):
     def run(*args: str, input: str | None = None):
         return CliRunner().invoke(standalone_cli, list(args), env=env, input=input)
 
+    run.env = env  # type: ignore[attr-defined]
     yield run
     assert not [r for r in caplog.records if r.name == "django.request" and "Not Found" in r.getMessage()]
 
@@ -183,3 +184,19 @@ def test_too_many_active_processes_is_exit_2_with_when_to_retry(run_cli, sample_
     refused = run_cli("export", SAMPLE_COURSE_ID, "--async")
     assert refused.exit_code == 2
     assert "429" in refused.output and "Try again in 30 seconds" in refused.output
+
+
+def test_token_429_says_to_wait_and_check_the_secret(run_cli, settings):
+    """A held sign-in is not about processes: the hint names the wait and the secret (issue 25.2)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.EXPORTBULK_AUTH_FAILURE_RATE = "1/m"
+    wrong = CliRunner().invoke(
+        standalone_cli, ["list"], env={**run_cli.env, "EXPORTBULK_CLIENT_SECRET": "wrong"}
+    )
+    assert wrong.exit_code == 2
+    held = run_cli("list")
+    assert held.exit_code == 2 and "429" in held.output
+    assert "Try again in 60 seconds, and check the client secret" in held.output
+    assert "cancel" not in held.output

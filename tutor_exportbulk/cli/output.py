@@ -41,7 +41,11 @@ class CommandFailed(click.ClickException):
 
     def __init__(self, error: OpenedxAPIError, as_json: bool, hint: str = "") -> None:
         if error.status_code == 429 and not hint:
-            hint = f"Try again in {error.retry_after or 'a few'} seconds, or cancel one of your processes."
+            wait = f"Try again in {error.retry_after or 'a few'} seconds"
+            if isinstance(error, OpenedxAuthError):  # the token endpoint holds failed sign-ins
+                hint = f"{wait}, and check the client secret (and password): failed sign-ins are held."
+            else:
+                hint = f"{wait}, or cancel one of your processes."
         super().__init__(str(error) + (f"\n{hint}" if hint else ""))
         self.error, self.as_json = error, as_json
         self.exit_code = exit_code_for(error)  # type: ignore[misc]  # click declares it on the class
