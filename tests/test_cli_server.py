@@ -200,3 +200,11 @@ def test_token_429_says_to_wait_and_check_the_secret(run_cli, settings):
     assert held.exit_code == 2 and "429" in held.output
     assert "Try again in 60 seconds, and check the client secret" in held.output
     assert "cancel" not in held.output
+
+
+def test_backups_of_a_course_that_does_not_exist_is_an_error_not_an_empty_list(run_cli, sample_course):
+    missing = run_cli("backups", "course-v1:No+Such+Course")
+    assert missing.exit_code == 2, missing.output
+    assert "404" in missing.output and "course-v1:No+Such+Course does not exist" in missing.output
+    listed = run_cli("backups", SAMPLE_COURSE_ID, "--json")
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
