@@ -230,3 +230,19 @@ def test_versions_of_a_course_that_does_not_exist_or_is_not_the_callers_are_erro
     assert "course-v1:No+Such+Course does not exist" in missing.json()["developer_message"]
     refused = client_for(author).get(f"/api/courses/v0/backup/versions/{other_course}")
     assert refused.status_code == 403 and "Permission denied" in refused.json()["developer_message"]
+
+
+def test_command_defaults_to_the_user_provision_made_under_any_name(other_course, settings):
+    """The README provisions `--username svc`: the backup command runs as that user (issue 25.8)."""
+    settings.EXPORTBULK_SERVICE_USERNAME = "exportbulk"  # no such user
+    with pytest.raises(CommandError, match="exportbulk-standalone provision") as refused:
+        call_command("exportbulk_backup", "--all")
+    assert "init task" not in str(refused.value)
+    call_command(
+        "exportbulk_provision", "--username", "svc", "--email", "svc@example.com",
+        "--client-id", "cli", "--client-secret", "s" * 32,
+    )  # fmt: skip
+    out = io.StringIO()
+    call_command("exportbulk_backup", "--course", other_course, stdout=out)
+    assert "Completed: 1 exported" in out.getvalue()
+    assert BulkProcess.objects.get().owner.username == "svc"

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from plugin_app.models import BulkProcess
-from tests.conftest import SAMPLE_COURSE_ID, edx_cleaner_errors, shared_courses
+from tests.conftest import SAMPLE_COURSE_ID, edx_cleaner_errors, shared_course_params
 from tests.faults import (
     DROP,
     SERVER_ERROR,
@@ -317,7 +317,7 @@ def test_persistent_storage_fault_midway_fails_the_course_and_leaves_no_object(
     assert s3.list_multipart_uploads(Bucket=bucket_name).get("Uploads", []) == []
 
 
-@pytest.mark.parametrize("course", shared_courses(), ids=lambda p: p.name)
+@pytest.mark.parametrize("course", shared_course_params())
 def test_real_open_edx_course_exports_unchanged(client_for, staff, olx_root, bucket, course):
     import shutil
 

@@ -33,6 +33,7 @@ from plugin_app.rest_api.v0.views import (
     api_error,
     caller,
     selected_courses,
+    with_manifest,
 )
 
 
@@ -84,10 +85,7 @@ class BackupStatusView(_StatusView):
         for item in result.get("items") or []:
             if item.get("url"):
                 item["url"] = request.build_absolute_uri(item["url"])
-        if result.get("report"):  # withheld, as the report, while a course is no longer the caller's
-            result["manifest"] = request.build_absolute_uri(
-                storage.download_url(backups.manifest_key(process_id))
-            )
+        with_manifest(result, self.kind, request)
         return response
 
 
