@@ -317,6 +317,15 @@ def test_persistent_storage_fault_midway_fails_the_course_and_leaves_no_object(
     assert s3.list_multipart_uploads(Bucket=bucket_name).get("Uploads", []) == []
 
 
+def test_without_the_shared_courses_the_skip_says_where_they_were_looked_for(monkeypatch, tmp_path):
+    from tests import conftest
+
+    monkeypatch.setattr(conftest, "SHARED_OLX", tmp_path / "olx")
+    (param,) = conftest.shared_course_params()
+    (mark,) = param.marks
+    assert mark.name == "skip" and f"{tmp_path / 'olx'} is missing" in mark.kwargs["reason"]
+
+
 @pytest.mark.parametrize("course", shared_course_params())
 def test_real_open_edx_course_exports_unchanged(client_for, staff, olx_root, bucket, course):
     import shutil

@@ -109,7 +109,7 @@ def list_processes(runtime: Runtime, kind: str | None, page: int) -> None:
             for name, result in pages.items()
             for item in result.get(f"{name}s", result.get("uploads", []))
         ]
-        rows.sort(key=lambda row: str(row[2] or ""), reverse=True)  # ISO times: newest first, all kinds
+        rows.sort(key=lambda row: str(row[2] or ""), reverse=True)  # UTC times sort as text: newest first
         headers = ("Process id", "Kind", "Started", "Status")
         print_records(console, "Processes", headers, rows, copyable=("Process id",))
 
@@ -156,14 +156,15 @@ _REPORT_COLUMNS = ("file", "status", "asset_url", "usage_key", "error")
 @api_command("report")
 @click.argument("process_id")
 def report(runtime: Runtime, process_id: str) -> int:
-    """Print the outcome of each row of an upload (or course of an export) from its report."""
+    """Print the outcome of each row of an upload (or course of any other kind) from its report."""
     result = runtime.client.process(process_id)
     if not result.get("report"):
         raise click.ClickException(f"Process {process_id} has no report yet ({result.get('status')}).")
     rows = [_unpacked(row) for row in _read_report(result["report"], runtime.client.timeout)]
-    columns = list(dict.fromkeys(c for row in rows for c in row if c)) if rows else []
     if rows and "file" in rows[0]:
         columns = list(_REPORT_COLUMNS)
+    else:
+        columns = list(dict.fromkeys(column for row in rows for column in row if column))
 
     def render(console: Console) -> None:
         table = [[row.get(column, "") for column in columns] for row in rows]
