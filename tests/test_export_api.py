@@ -132,6 +132,7 @@ def test_export_of_missing_course_tells_staff_it_is_not_found(client_for, staff,
     )
     assert response.status_code == 400
     assert response.json() == {
+        "processId": BulkProcess.objects.get().process_id.hex,  # for its report
         "successful_uploads": {},
         "failed_uploads": {"course-v1:ExportBulk+Missing+2026": "Course not found."},
     }
