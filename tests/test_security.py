@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import time
 
 import jwt
@@ -466,3 +467,22 @@ def test_allowed_hosts_default_to_loopback():
     env = {k: v for k, v in os.environ.items() if k != "EXPORTBULK_ALLOWED_HOSTS"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['localhost', '127.0.0.1', '[::1]']"
+
+
+def test_provisioning_a_short_client_secret_warns_and_a_long_one_does_not(db):
+    from django.core.management import call_command
+
+    from plugin_app.management.commands.exportbulk_provision import MIN_SECRET_LENGTH
+
+    args = ["--username", "svc", "--email", "svc@example.com", "--client-id", "cli"]
+    warned = io.StringIO()
+    call_command(
+        "exportbulk_provision", *args, "--client-secret", "s3cret", stdout=io.StringIO(), stderr=warned
+    )
+    assert "has 6 characters; use at least 32 random ones" in warned.getvalue()
+    assert "s3cret" not in warned.getvalue()  # a secret never shows in messages
+    quiet = io.StringIO()
+    secret = secrets.token_urlsafe(24)
+    assert len(secret) == MIN_SECRET_LENGTH
+    call_command("exportbulk_provision", *args, "--client-secret", secret, stdout=io.StringIO(), stderr=quiet)
+    assert quiet.getvalue() == ""
