@@ -15,7 +15,8 @@ older fingerprint, so the next run finds it changed and exports it again (never 
 Every object is recorded (``BackupVersion``) before its first byte is sent and completed after
 its last. A version still incomplete when its course is next held belongs to a runner that died:
 its object and unfinished multipart upload are discarded before anything else happens, so no
-partial or orphan object outlives the next run.
+partial or orphan object outlives the next run. The bucket is the source of truth: a course's
+rows are first reconciled with its stored objects and the run manifests (``backup_index``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from opaque_keys.edx.keys import CourseKey
 from plugin_app import kinds, lifecycle, runners, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseNotFound
+from plugin_app.backup_index import PREFIX, STAMP_FORMAT, reconcile_if_reachable
 from plugin_app.course_holds import held, held_all
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.export import ExportError, storage_name, write_course
@@ -49,7 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREFIX = "backups"
 EXPORTED, UNCHANGED, FAILED = "exported", "unchanged", "failed"
 OUTCOMES = (EXPORTED, UNCHANGED, FAILED)
 BUSY = "Another backup run is backing up this course right now; it will be current once that run ends."
@@ -60,7 +61,7 @@ _STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
 
 def stamp(moment: datetime) -> str:
     """A UTC time as object names carry it; in lexical order is in time order."""
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
 
 
 def version_name(course_id: str, moment: datetime) -> str:
@@ -209,6 +210,7 @@ def backup_course(
     with held(course_id, holder) as course:
         if course is None:
             return ItemOutcome(ItemStatus.FAILED, {"outcome": FAILED}, BUSY)
+        reconcile_if_reachable(course_id)  # a fresh database resumes from the bucket's newest version
         newest = _newest_after_cleanup(course)
         try:
             outcome = _backup_held(

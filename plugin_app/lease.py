@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -46,9 +46,11 @@ def expiry() -> datetime:
 
 
 @contextlib.contextmanager
-def leased(process_id: str) -> Iterator[BulkProcess | None]:
+def leased(process_id: str, start: bool = True) -> Iterator[BulkProcess | None]:
     """The process, held for the ``with`` block; None when it has already ended.
 
+    ``start``: the holder runs the process, whose start time is then set if it had none; one
+    that only ends it (all canceled) leaves it unset: the process never started.
     Raises ProcessBusy when another runner holds it.
     """
     now = timezone.now()
@@ -57,7 +59,7 @@ def leased(process_id: str) -> Iterator[BulkProcess | None]:
         .filter(Q(lease_expires__isnull=True) | Q(lease_expires__lt=now))
         .update(
             status=ProcessStatus.PROCESSING,
-            started_at=Coalesce("started_at", now),
+            started_at=Coalesce("started_at", now) if start else F("started_at"),
             lease_expires=expiry(),
         )
     )

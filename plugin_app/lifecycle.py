@@ -359,7 +359,7 @@ def maybe_finish(process_id: str) -> None:
     """
     if BulkItem.objects.filter(process__process_id=process_id, status__in=UNFINISHED).exists():
         return
-    with leased(process_id) as process:
+    with leased(process_id, start=False) as process:
         if process is None or process.items.filter(status__in=UNFINISHED).exists():
             return
         end_process(process)

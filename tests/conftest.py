@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -180,6 +181,15 @@ def shared_courses() -> list[Path]:
     if not SHARED_OLX.is_dir():
         return []
     return sorted(p for p in SHARED_OLX.iterdir() if (p / "course.xml").is_file())
+
+
+def shared_course_params() -> list[Any]:
+    """``shared_courses()`` as test parameters; without any, one skipped case that says why."""
+    courses = shared_courses()
+    if courses:
+        return [pytest.param(path, id=path.name) for path in courses]
+    reason = f"no real Open edX course: {SHARED_OLX} is missing or holds no course.xml"
+    return [pytest.param(None, id="no-shared-olx", marks=pytest.mark.skip(reason=reason))]
 
 
 # The standalone server over HTTP, with a real Celery worker on Redis, on MariaDB ---------------

@@ -402,7 +402,11 @@ def check_export(cell: Cell, response):
         assert list(body["successful_uploads"]) == [COURSE_A] and body["failed_uploads"] == {}
         assert outcomes == {(ItemStatus.SUCCESS, "")}
     else:  # refused per course: the request is recorded, every course failed, nothing exported
-        assert body == {"successful_uploads": {}, "failed_uploads": {COURSE_A: api.PERMISSION_DENIED}}
+        assert body == {
+            "processId": process.process_id.hex,
+            "successful_uploads": {},
+            "failed_uploads": {COURSE_A: api.PERMISSION_DENIED},
+        }
         assert outcomes == {(ItemStatus.FAILED, api.PERMISSION_DENIED)}
         assert tarballs(files(cell.world.storage_root)) == tarballs(cell.before["storage"])
 

@@ -179,3 +179,70 @@ def test_a_run_ends_even_when_the_bucket_refuses_its_manifest(client_for, staff,
     lifecycle.dispatch(process_id)
     result = client_for(staff).get(STATUS + process_id).json()["result"]
     assert result["status"] == "Completed" and result["items"][0]["reason"] == "Course not found."
+
+
+def restore(client, source: str, course_id: str) -> dict:
+    body = {"items": [{"source": source, "course_id": course_id}], "overwrite": True}
+    answer = client.post("/api/courses/v0/restore/", body, format="json")
+    assert answer.status_code == 202, answer.content
+    return client.get(f"/api/courses/v0/restore/status/{answer.json()['processId']}").json()["result"]
+
+
+def test_with_a_fresh_database_the_bucket_answers_versions_restores_and_change_awareness(
+    client_for, staff, other_course, olx_root
+):
+    """The bucket is the source of truth: the backup index comes back from it (issue 25.4)."""
+    from plugin_app.models import BackupCourse, BackupVersion
+
+    client = client_for(staff)
+    first = by_course(start(client, {"courses": [other_course]}))[other_course]
+    overview = olx_root / "OtherOrg" / "about" / "overview.html"
+    original = overview.read_text()
+    overview.write_text("<p>v2</p>")  # a change: a second version
+    second = by_course(start(client, {"courses": [other_course]}))[other_course]
+    assert (first["status"], second["status"]) == ("exported", "exported")
+    before = client.get(f"/api/courses/v0/backup/versions/{other_course}").json()["versions"]
+
+    BackupVersion.objects.all().delete()  # the database is lost; the bucket stays
+    BackupCourse.objects.all().delete()
+
+    after = client.get(f"/api/courses/v0/backup/versions/{other_course}")
+    assert after.status_code == 200, after.content
+    versions = after.json()["versions"]
+    assert [v["key"] for v in versions] == [second["key"], first["key"]]
+    assert [(v["size"], v["sha256"], v["created"]) for v in versions] == [
+        (v["size"], v["sha256"], v["created"]) for v in before
+    ]
+    stamp = first["key"].rsplit("/", 1)[1].removesuffix(".tar.gz")
+    for source, text in ((f"backup:{stamp}", original), ("backup:latest", "<p>v2</p>")):
+        restored = restore(client, source, other_course)["items"][0]
+        assert restored["status"] == "restored", (source, restored)
+        assert overview.read_text() == text
+    again = by_course(start(client, {"courses": [other_course]}))[other_course]
+    assert (again["status"], again["key"]) == ("unchanged", second["key"])
+
+
+def test_versions_of_a_course_that_does_not_exist_or_is_not_the_callers_are_errors(
+    client_for, staff, author, other_course
+):
+    missing = client_for(staff).get("/api/courses/v0/backup/versions/course-v1:No+Such+Course")
+    assert missing.status_code == 404
+    assert "course-v1:No+Such+Course does not exist" in missing.json()["developer_message"]
+    refused = client_for(author).get(f"/api/courses/v0/backup/versions/{other_course}")
+    assert refused.status_code == 403 and "Permission denied" in refused.json()["developer_message"]
+
+
+def test_command_defaults_to_the_user_provision_made_under_any_name(other_course, settings):
+    """The README provisions `--username svc`: the backup command runs as that user (issue 25.8)."""
+    settings.EXPORTBULK_SERVICE_USERNAME = "exportbulk"  # no such user
+    with pytest.raises(CommandError, match="exportbulk-standalone provision") as refused:
+        call_command("exportbulk_backup", "--all")
+    assert "init task" not in str(refused.value)
+    call_command(
+        "exportbulk_provision", "--username", "svc", "--email", "svc@example.com",
+        "--client-id", "cli", "--client-secret", "s" * 32,
+    )  # fmt: skip
+    out = io.StringIO()
+    call_command("exportbulk_backup", "--course", other_course, stdout=out)
+    assert "Completed: 1 exported" in out.getvalue()
+    assert BulkProcess.objects.get().owner.username == "svc"

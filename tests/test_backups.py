@@ -296,3 +296,30 @@ def test_a_bucket_failing_the_plan_leaves_every_course_to_its_item(staff, course
         courses, ("unchanged", 1)
     )
     assert not BackupCourse.objects.exclude(held_by="").exists()
+
+
+def test_a_fresh_database_resumes_change_awareness_from_the_bucket(staff, courses, bucket):
+    """The next run after the database is lost finds the courses unchanged (issue 25.4)."""
+    _process, manifest = run(staff, courses[:2])
+    assert set(statuses(manifest).values()) == {"exported"}
+    BackupVersion.objects.all().delete()
+    BackupCourse.objects.all().delete()
+
+    _process, again = run(staff, courses[:2])
+    assert statuses(again) == dict.fromkeys(courses[:2], "unchanged")
+    assert [e["key"] for e in again["courses"]] == [e["key"] for e in manifest["courses"]]
+    assert [e["fingerprint"] for e in again["courses"]] == [e["fingerprint"] for e in manifest["courses"]]
+
+
+def test_a_version_no_manifest_lists_is_indexed_but_not_trusted_as_current(staff, courses, bucket):
+    """An object whose run never wrote its manifest has no known fingerprint: exported again."""
+    client, name = bucket
+    _process, manifest = run(staff, courses[:1])
+    client.delete_object(Bucket=name, Key=backups.manifest_name(_process))
+    BackupVersion.objects.all().delete()
+    BackupCourse.objects.all().delete()
+
+    _process, again = run(staff, courses[:1])
+    assert statuses(again) == {courses[0]: "exported"}
+    orphan = BackupVersion.objects.get(name=manifest["courses"][0]["key"])
+    assert (orphan.fingerprint, orphan.size) == ("", manifest["courses"][0]["size"])

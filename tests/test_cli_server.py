@@ -47,6 +47,7 @@ def run_cli(live_server, staff, olx_root, local_storage, caplog):
     def run(*args: str, input: str | None = None):
         return CliRunner().invoke(standalone_cli, list(args), env=env, input=input)
 
+    run.env = env  # type: ignore[attr-defined]
     yield run
     assert not [r for r in caplog.records if r.name == "django.request" and "Not Found" in r.getMessage()]
 
@@ -125,6 +126,19 @@ def test_unknown_process_is_exit_2_for_every_command(run_cli):
         assert result.exit_code == 2, (command, result.output)
 
 
+def listed_ids(output: str) -> list[str]:
+    """The process ids of piped ``list`` output (each row's id on a line of its own)."""
+    return [line for line in output.splitlines()[1:] if line and not line.startswith(" ")]
+
+
+def test_list_is_newest_first_across_kinds(run_cli, sample_course, not_sent):
+    first = queued_export(run_cli)
+    backup = run_cli("backup", SAMPLE_COURSE_ID, "--json")
+    assert backup.exit_code == 0, backup.output
+    last = queued_export(run_cli)
+    assert listed_ids(run_cli("list").stdout) == [last, json.loads(backup.stdout)["processId"], first]
+
+
 def test_list_shows_exports_and_uploads(run_cli, sample_course):
     queued = run_cli("export", SAMPLE_COURSE_ID, "--async", "--json")
     process_id = json.loads(queued.stdout)["processId"]
@@ -169,11 +183,11 @@ def test_ctrl_c_while_waiting_asks_whether_to_cancel(run_cli, sample_course, not
     process_id = queued_export(run_cli)
     monkeypatch.setattr(processes, "time", SimpleNamespace(monotonic=time.monotonic, sleep=interrupted))
     kept = run_cli("status", process_id, "--wait", input="n\n")
-    assert kept.exit_code == 1 and f"Cancel {process_id}?" in kept.output
+    assert kept.exit_code == 130 and f"Cancel {process_id}?" in kept.output  # goes on: interrupted
     assert json.loads(run_cli("status", process_id, "--json").stdout)["status"] == "Queued"
 
     canceled = run_cli("status", process_id, "--wait", input="y\n")
-    assert "Canceled" in canceled.stdout
+    assert canceled.exit_code == 1 and "Canceled" in canceled.stdout  # did not complete
     assert json.loads(run_cli("status", process_id, "--json").stdout)["status"] == "Canceled"
 
 
@@ -183,3 +197,105 @@ def test_too_many_active_processes_is_exit_2_with_when_to_retry(run_cli, sample_
     refused = run_cli("export", SAMPLE_COURSE_ID, "--async")
     assert refused.exit_code == 2
     assert "429" in refused.output and "Try again in 30 seconds" in refused.output
+
+
+def test_token_429_says_to_wait_and_check_the_secret(run_cli, settings):
+    """A held sign-in is not about processes: the hint names the wait and the secret (issue 25.2)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.EXPORTBULK_AUTH_FAILURE_RATE = "1/m"
+    wrong = CliRunner().invoke(
+        standalone_cli, ["list"], env={**run_cli.env, "EXPORTBULK_CLIENT_SECRET": "wrong"}
+    )
+    assert wrong.exit_code == 2
+    held = run_cli("list")
+    assert held.exit_code == 2 and "429" in held.output
+    assert "Try again in 60 seconds, and check the client secret" in held.output
+    assert "cancel" not in held.output
+
+
+def test_backups_of_a_course_that_does_not_exist_is_an_error_not_an_empty_list(run_cli, sample_course):
+    missing = run_cli("backups", "course-v1:No+Such+Course")
+    assert missing.exit_code == 2, missing.output
+    assert "404" in missing.output and "course-v1:No+Such+Course does not exist" in missing.output
+    listed = run_cli("backups", SAMPLE_COURSE_ID, "--json")
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+
+
+def test_cancel_says_next_once_and_status_keeps_the_start_time(run_cli, sample_course, not_sent):
+    """Piped status is one ``name: value`` line per field, canceledCount included (issue 25.8)."""
+    from datetime import timedelta
+
+    from plugin_app.data import ItemStatus
+    from plugin_app.models import BulkItem, BulkProcess
+    from plugin_app.rest_api.v0.envelope import format_time
+
+    process_id = queued_export(run_cli)
+    BulkProcess.objects.update(created=BulkProcess.objects.get().created - timedelta(hours=1))
+    created = BulkProcess.objects.get().created
+    canceled = run_cli("cancel", process_id)
+    assert canceled.exit_code == 0, canceled.output
+    assert canceled.stdout.count("Next:") == 1
+    lines = run_cli("status", process_id).stdout.splitlines()
+    assert "status: Canceled" in lines and "canceledCount: 1" in lines
+    assert f"startTime: {format_time(created)}" in lines  # never started: not the cancel's time
+
+    running = queued_export(run_cli)  # an item running elsewhere: the process ends after it
+    BulkItem.objects.filter(process__process_id=running).update(
+        status=ItemStatus.RUNNING,
+        lease_expires=BulkProcess.objects.get(process_id=running).created + timedelta(hours=1),
+    )
+    still = run_cli("cancel", running)
+    assert "status: Canceled" not in still.stdout and still.stdout.count("Next:") == 1, still.stdout
+    assert "items still running finish first" in still.stdout
+
+
+def test_synchronous_export_prints_its_process_id(run_cli, sample_course):
+    exported = run_cli("export", SAMPLE_COURSE_ID)
+    assert exported.exit_code == 0, exported.output
+    process_id = exported.stdout.split("Process ")[1].split(":")[0]
+    assert f"exportbulk report {process_id}" in exported.stdout
+    assert run_cli("report", process_id).exit_code == 0
+
+
+def test_backup_manifest_report_and_verify_through_the_cli(run_cli, tmp_path, sample_course, local_storage):
+    done = run_cli("backup", SAMPLE_COURSE_ID, "--wait", "--interval", "0.05", "--json")
+    assert done.exit_code == 0, done.output
+    process_id = json.loads(done.stdout)["processId"]
+    assert json.loads(run_cli("status", process_id, "--json").stdout)["manifest"]  # without --kind
+    downloaded = run_cli("download", process_id, "--output", str(tmp_path), "--json")
+    files = [Path(name) for name in json.loads(downloaded.stdout)["files"]]
+    manifest = next(f for f in files if f.suffix == ".json")
+    assert json.loads(manifest.read_text())["processId"] == process_id
+    restore_plan = run_cli("restore", "--from-backup-run", str(manifest), "--dry-run", "--json")
+    assert restore_plan.exit_code == 0, restore_plan.output
+
+    report = run_cli("report", process_id)
+    assert report.exit_code == 0 and "{" not in report.stdout
+    assert "  outcome: exported" in report.stdout.splitlines()
+
+    key = json.loads(done.stdout)["items"][0]["key"]
+    (Path(local_storage) / key).write_bytes(b"tampered")
+    checked = run_cli("verify", process_id)
+    assert checked.exit_code == 1
+    size = json.loads(done.stdout)["items"][0]["size"]
+    assert f"MISMATCH: expected {size} bytes" in checked.stdout and "got 8 bytes" in checked.stdout
+
+
+def test_reasons_name_the_cli_flag_not_the_api_field(run_cli, sample_course, tmp_path):
+    exported = run_cli("export", SAMPLE_COURSE_ID, "--json")
+    source = json.loads(exported.stdout)["successful_uploads"][SAMPLE_COURSE_ID]
+    key = f"{SAMPLE_COURSE_ID}.tar.gz"
+    refused = run_cli("restore", key, SAMPLE_COURSE_ID, "--wait", "--interval", "0.05")
+    assert refused.exit_code == 1, refused.output
+    assert "use --overwrite" in refused.stdout and "set overwrite" not in refused.stdout
+    as_json = run_cli("restore", key, SAMPLE_COURSE_ID, "--wait", "--interval", "0.05", "--json")
+    assert "set overwrite" in as_json.stdout  # scripts get the API's own words
+    assert source
+
+
+def test_top_level_help_names_backup_and_restore():
+    helped = CliRunner().invoke(standalone_cli, ["--help"])
+    summary = helped.output.split("Options:")[0]
+    assert "backups" in summary and "restore" in summary

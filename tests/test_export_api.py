@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from plugin_app.models import BulkProcess
-from tests.conftest import SAMPLE_COURSE_ID, edx_cleaner_errors, shared_courses
+from tests.conftest import SAMPLE_COURSE_ID, edx_cleaner_errors, shared_course_params
 from tests.faults import (
     DROP,
     SERVER_ERROR,
@@ -132,6 +132,7 @@ def test_export_of_missing_course_tells_staff_it_is_not_found(client_for, staff,
     )
     assert response.status_code == 400
     assert response.json() == {
+        "processId": BulkProcess.objects.get().process_id.hex,  # for its report
         "successful_uploads": {},
         "failed_uploads": {"course-v1:ExportBulk+Missing+2026": "Course not found."},
     }
@@ -317,7 +318,16 @@ def test_persistent_storage_fault_midway_fails_the_course_and_leaves_no_object(
     assert s3.list_multipart_uploads(Bucket=bucket_name).get("Uploads", []) == []
 
 
-@pytest.mark.parametrize("course", shared_courses(), ids=lambda p: p.name)
+def test_without_the_shared_courses_the_skip_says_where_they_were_looked_for(monkeypatch, tmp_path):
+    from tests import conftest
+
+    monkeypatch.setattr(conftest, "SHARED_OLX", tmp_path / "olx")
+    (param,) = conftest.shared_course_params()
+    (mark,) = param.marks
+    assert mark.name == "skip" and f"{tmp_path / 'olx'} is missing" in mark.kwargs["reason"]
+
+
+@pytest.mark.parametrize("course", shared_course_params())
 def test_real_open_edx_course_exports_unchanged(client_for, staff, olx_root, bucket, course):
     import shutil
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import time
 
 import jwt
@@ -375,25 +376,41 @@ def test_jwt_for_a_client_without_user_is_a_json_400():
     assert answer.json()["error"] == "invalid_client"
 
 
-def test_failed_token_requests_are_throttled_per_client_and_per_ip(staff, settings):
+def test_wrong_secrets_from_one_address_never_lock_out_the_right_one_elsewhere(staff, settings):
+    """A client id is no secret: guesses hold their own address, not the client (issue 25.2)."""
     from django.core.cache import cache
 
     cache.clear()
-    settings.EXPORTBULK_AUTH_FAILURE_RATE = "5/m"
+    settings.EXPORTBULK_AUTH_FAILURE_RATE = "10/m"
     make_app(staff, "service", "client-credentials")
     for _ in range(20):  # the right secret, often: never throttled
         assert token("service").status_code == 200
-    for n in range(5):
-        assert token("service", secret="guess", ip=f"10.1.0.{n}").status_code == 401
-    # The client is held, from any address, even with the right secret; another address for
-    # another client is not.
-    assert token("service", ip="10.2.0.1").status_code == 429
-    make_app(staff, "other", "client-credentials")
-    assert token("other", ip="10.2.0.2").status_code == 200
+    answers = [token("service", secret=f"guess{n}", ip="10.1.0.1").status_code for n in range(50)]
+    assert 429 in answers and set(answers) == {401, 429}, answers
+    held = token("service", ip="10.1.0.1")  # the guessing address is held, even when right
+    assert held.status_code == 429 and held["Retry-After"] == "60"
+    assert "try again in 60 seconds" in held.json()["error_description"]
+    assert token("service", ip="10.2.0.1").status_code == 200  # the real client, elsewhere
     # One address guessing many clients is held too.
-    for n in range(5):
+    for n in range(10):
         assert token(f"nobody{n}", secret="guess", ip="10.3.0.1").status_code == 401
-    assert token("other", ip="10.3.0.1").status_code == 429
+    assert token("service", ip="10.3.0.1").status_code == 429
+
+
+def test_wrong_passwords_from_one_address_never_lock_out_the_user_elsewhere(staff, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.EXPORTBULK_AUTH_FAILURE_RATE = "10/m"
+    make_app(staff, "mobile", "password")
+    guesses = [
+        token("mobile", ip="10.4.0.1", grant_type="password", username="staff", password=f"g{n}").status_code
+        for n in range(50)
+    ]
+    assert 429 in guesses and set(guesses) <= {400, 401, 429}, guesses
+    login = {"grant_type": "password", "username": "staff", "password": "pw"}
+    assert token("mobile", ip="10.4.0.1", **login).status_code == 429
+    assert token("mobile", ip="10.5.0.1", **login).status_code == 200
 
 
 def test_failed_admin_logins_are_throttled(staff, settings):
@@ -406,6 +423,8 @@ def test_failed_admin_logins_are_throttled(staff, settings):
     for _ in range(3):
         assert client.post("/admin/login/", {"username": "staff", "password": "wrong"}).status_code == 200
     assert client.post("/admin/login/", {"username": "staff", "password": "pw"}).status_code == 429
+    right = {"username": "staff", "password": "pw"}
+    assert client.post("/admin/login/", right, REMOTE_ADDR="10.9.0.1").status_code == 302
 
 
 # 9. A body is refused by its declared length, before it is read --------------------------------
@@ -448,3 +467,22 @@ def test_allowed_hosts_default_to_loopback():
     env = {k: v for k, v in os.environ.items() if k != "EXPORTBULK_ALLOWED_HOSTS"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['localhost', '127.0.0.1', '[::1]']"
+
+
+def test_provisioning_a_short_client_secret_warns_and_a_long_one_does_not(db):
+    from django.core.management import call_command
+
+    from plugin_app.management.commands.exportbulk_provision import MIN_SECRET_LENGTH
+
+    args = ["--username", "svc", "--email", "svc@example.com", "--client-id", "cli"]
+    warned = io.StringIO()
+    call_command(
+        "exportbulk_provision", *args, "--client-secret", "s3cret", stdout=io.StringIO(), stderr=warned
+    )
+    assert "has 6 characters; use at least 32 random ones" in warned.getvalue()
+    assert "s3cret" not in warned.getvalue()  # a secret never shows in messages
+    quiet = io.StringIO()
+    secret = secrets.token_urlsafe(24)
+    assert len(secret) == MIN_SECRET_LENGTH
+    call_command("exportbulk_provision", *args, "--client-secret", secret, stdout=io.StringIO(), stderr=quiet)
+    assert quiet.getvalue() == ""

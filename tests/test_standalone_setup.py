@@ -172,3 +172,22 @@ def test_serve_without_a_broker_says_tasks_run_in_process(tmp_path):
     finally:
         os.killpg(process.pid, 15)
         process.wait(15)
+
+
+def test_the_demo_tells_its_story_and_sends_server_logs_to_a_file(tmp_path):
+    """The demo's own lines are not interleaved with the server's logs (issue 25.8)."""
+    demo = subprocess.run(
+        [sys.executable, "-m", "plugin_app.standalone", "demo"],
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        start_new_session=True,
+    )
+    output = demo.stdout + demo.stderr
+    assert demo.returncode == 0, output
+    log = tmp_path / "home" / "demo.log"
+    assert f"Server and worker logs: {log}" in output
+    assert "Listening at" in log.read_text() and "[INFO]" in log.read_text()
+    assert "[INFO]" not in output and "Listening at" not in output
+    assert f"landed in the course folder {tmp_path / 'home' / 'courses' / 'sample'}" in output

@@ -249,6 +249,8 @@ def test_init_creates_the_service_user_and_its_oauth_client(project):
     assert option(app_args, "--grant-type") == "client-credentials"
     assert option(app_args, "--client-id") == project.value("EXPORTBULK_OAUTH2_CLIENT_ID")
     assert option(app_args, "--client-secret") == project.value("EXPORTBULK_OAUTH2_CLIENT_SECRET")
+    secret = project.value("EXPORTBULK_OAUTH2_CLIENT_SECRET")
+    assert len(secret) >= 32 and secret.isalnum()  # generated: not guessable
     assert option(app_args, "--scopes") == "user_id"
     # Running init again updates the same application (name and user) instead of skipping it.
     assert "--update" in app_args and "--skip-authorization" in app_args

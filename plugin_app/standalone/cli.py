@@ -159,7 +159,7 @@ def worker(concurrency: int, nice: int) -> None:
 @click.option("--org", help="The courses of one organization.")
 @click.option("--course", "courses", multiple=True, help="A course id (repeatable).")
 @click.option("--changed-only/--no-changed-only", default=True, show_default=True)
-@click.option("--user", help="Run as this user (default: EXPORTBULK_SERVICE_USERNAME).")
+@click.option("--user", help="Run as this user (default: the user `provision` made).")
 @click.option("--in-process", is_flag=True, help="Back up here rather than on the workers.")
 def backup(
     all_courses: bool,

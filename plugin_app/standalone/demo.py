@@ -2,7 +2,8 @@
 The README's main job, for real: provision a service client, serve the API with gunicorn, and
 through the REST client (a JWT from ``/oauth2/access_token/``) list the courses, export the
 sample course, restore that export into a new course id (the round trip), and bulk-upload files
-into the sample course from a CSV manifest and a ZIP.
+into the sample course from a CSV manifest and a ZIP. The server's and the worker's logs go to
+``$EXPORTBULK_HOME/demo.log``, so that the demo's own lines read as a story.
 """
 
 from __future__ import annotations
@@ -63,8 +64,15 @@ def run_demo(port: int = 0) -> int:
         return 1
     port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
-    server = standalone("serve", "--port", str(port), stdout=subprocess.DEVNULL)
-    worker = standalone("worker") if os.environ.get("CELERY_BROKER_URL") else None
+    log_path = home / "demo.log"  # the server's and the worker's logs, apart from the demo's own lines
+    print(f"Server and worker logs: {log_path}")
+    log = log_path.open("ab")
+    server = standalone("serve", "--port", str(port), stdout=log, stderr=subprocess.STDOUT)
+    worker = (
+        standalone("worker", stdout=log, stderr=subprocess.STDOUT)
+        if os.environ.get("CELERY_BROKER_URL")
+        else None
+    )
     try:
         wait_for_port(port, server)
         where = "in a Celery worker" if worker else "in-process"
@@ -112,3 +120,4 @@ def run_demo(port: int = 0) -> int:
             if process is not None:
                 process.terminate()
                 process.wait(15)
+        log.close()

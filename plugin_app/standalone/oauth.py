@@ -83,11 +83,11 @@ class AccessTokenView(TokenView):
     """DOT's token view; with ``token_type=jwt`` the bearer token is exchanged for a JWT."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if is_throttled(request, _THROTTLE_GROUP, "client_id"):
+        if is_throttled(request, _THROTTLE_GROUP):
             return too_many(as_json=True)
         response = super().post(request, *args, **kwargs)
         if response.status_code in (400, 401):  # a wrong client, secret, password or grant
-            record_failure(request, _THROTTLE_GROUP, "client_id")
+            record_failure(request, _THROTTLE_GROUP)
         if response.status_code != 200 or request.POST.get("token_type", "").lower() != "jwt":
             return response
         body = json.loads(response.content)

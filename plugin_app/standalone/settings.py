@@ -204,7 +204,7 @@ globals().update(
     )
 )
 
-# Failed sign-ins allowed per client id (or username) and per IP address (standalone.throttle),
+# Failed sign-ins allowed per source address (standalone.throttle), whatever the client or user,
 # counted in the cache shared by every server process: Redis when there is one, else files.
 EXPORTBULK_AUTH_FAILURE_RATE = os.environ.get("EXPORTBULK_AUTH_FAILURE_RATE", "10/m")
 _CACHE_URL = os.environ.get("EXPORTBULK_CACHE_URL") or (

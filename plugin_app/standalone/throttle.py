@@ -1,73 +1,48 @@
 """
-Throttling of failed sign-ins (token endpoint, admin login), per client and per IP address.
+Throttling of failed sign-ins (token endpoint, admin login), per source address.
 
-Only failures are counted (django-ratelimit's counters, in the shared cache): a client that asks
-for a few tokens a minute with the right secret is never slowed down, while guessing a secret or
-a password is held to ``EXPORTBULK_AUTH_FAILURE_RATE`` (e.g. ``10/m``) per client id or username,
-and per source address (``REMOTE_ADDR``: behind a reverse proxy, have it set that to the client's).
+Only failures are counted (django-ratelimit's counters, in the shared cache), and only per
+source address, never per client id or username: those are no secrets, so counting per name
+would let anyone who knows one lock its owner out from everywhere. Guessing a secret or a
+password from one address is held to ``EXPORTBULK_AUTH_FAILURE_RATE`` (e.g. ``10/m``), whichever
+client or user it tries (a per-name count at that address would add nothing); the right secret
+from another address is never slowed down. The address is ``REMOTE_ADDR``, the peer of the
+connection: ``X-Forwarded-For`` is not trusted (behind a reverse proxy, have it pass the peer).
 """
 
 from __future__ import annotations
-
-import base64
-import binascii
-from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_ratelimit.core import get_usage
 
-
-def _named(field: str) -> Callable[[str, HttpRequest], str]:
-    """A ratelimit key: the client id or username the request signs in as ("" for none)."""
-
-    def key(group: str, request: HttpRequest) -> str:
-        value = request.POST.get(field, "")
-        if not value and field == "client_id":
-            value = _basic_auth_user(request)
-        return f"{field}:{value}"
-
-    return key
+# Seconds a held address waits: the counting window of a per-minute rate.
+RETRY_AFTER = 60
 
 
-def _basic_auth_user(request: HttpRequest) -> str:
-    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return ""
-    try:
-        return base64.b64decode(encoded).decode("utf-8").partition(":")[0]
-    except (binascii.Error, UnicodeDecodeError):
-        return ""
-
-
-def _keys(field: str) -> list[str | Callable[[str, HttpRequest], str]]:
-    return ["ip", _named(field)]
-
-
-def is_throttled(request: HttpRequest, group: str, field: str) -> bool:
-    """Whether the client or the address has used up its failed attempts."""
+def is_throttled(request: HttpRequest, group: str) -> bool:
+    """Whether the request's address has used up its failed attempts."""
     rate = settings.EXPORTBULK_AUTH_FAILURE_RATE
-    for key in _keys(field):
-        usage = get_usage(request, group=group, key=key, rate=rate, increment=False)
-        if usage and usage["count"] >= usage["limit"]:
-            return True
-    return False
+    usage = get_usage(request, group=group, key="ip", rate=rate, increment=False)
+    return bool(usage and usage["count"] >= usage["limit"])
 
 
-def record_failure(request: HttpRequest, group: str, field: str) -> None:
-    for key in _keys(field):
-        get_usage(request, group=group, key=key, rate=settings.EXPORTBULK_AUTH_FAILURE_RATE, increment=True)
+def record_failure(request: HttpRequest, group: str) -> None:
+    get_usage(request, group=group, key="ip", rate=settings.EXPORTBULK_AUTH_FAILURE_RATE, increment=True)
 
 
 def too_many(as_json: bool) -> HttpResponse:
-    message = "Too many failed attempts; try again later."
+    message = (
+        f"Too many failed sign-ins from this address; try again in {RETRY_AFTER} seconds, "
+        "with the right credentials."
+    )
     if as_json:
         response: HttpResponse = JsonResponse(
             {"error": "rate_limited", "error_description": message}, status=429
         )
     else:
         response = HttpResponse(message, status=429, content_type="text/plain")
-    response["Retry-After"] = "60"
+    response["Retry-After"] = str(RETRY_AFTER)
     return response
 
 
@@ -77,10 +52,10 @@ def throttled_admin_login(request: HttpRequest) -> HttpResponse:
 
     group = "exportbulk.admin-login"
     if request.method == "POST":
-        if is_throttled(request, group, "username"):
+        if is_throttled(request, group):
             return too_many(as_json=False)
         response = admin.site.login(request)
         if response.status_code == 200:
-            record_failure(request, group, "username")
+            record_failure(request, group)
         return response
     return admin.site.login(request)

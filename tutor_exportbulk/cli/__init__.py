@@ -10,8 +10,9 @@ Each command family is a module that registers its commands with ``runtime.api_c
 groups below add every registered command. A new family is a new module imported here.
 
 Exit codes (``output.ExitCode``, documented in the README): 0 everything succeeded; 1 a course,
-row or process failed; 2 usage, authentication or permission error, a refused request (400) or
-an unknown process (404); 3 the server could not be reached.
+row or process failed (or was canceled); 2 usage, authentication or permission error, a refused
+request (400), an unknown process or course (404); 3 the server could not be reached; 130 Ctrl-C
+while waiting, the process left to go on.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from tutor_exportbulk.cli import backups, check, courses, exports, processes, re
 from tutor_exportbulk.cli.config import client_from_options, client_from_tutor, group_options
 from tutor_exportbulk.cli.runtime import COMMANDS, Runtime
 
-EPILOG = "Exit codes: 0 all succeeded; 1 a course, row or process failed; 2 usage, credentials, \
-permission, refused request or unknown process; 3 the server could not be reached."
+EPILOG = "Exit codes: 0 all succeeded; 1 a course, row or process failed or was canceled; 2 usage, \
+credentials, permission, refused request, unknown process or course; 3 the server could not be \
+reached; 130 Ctrl-C while waiting, the process left to go on."
 
 
 @click.group(name="exportbulk")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @click.pass_context
 def tutor_group(ctx: click.Context, /, as_json: bool) -> None:
-    """Bulk course export and bulk content upload of this Open edX platform."""
+    """Bulk course export, dated backups, bulk restore and bulk content upload of this Open edX platform."""
     root = ctx.obj.root  # Tutor's own Context
     ctx.obj = Runtime(
         lambda options: client_from_tutor(root, options),
@@ -47,7 +49,8 @@ def tutor_group(ctx: click.Context, /, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @click.pass_context
 def standalone_cli(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
-    """Bulk course export and bulk content upload of an Open edX platform (or the standalone server).
+    """Bulk course export, dated backups, bulk restore and bulk content upload of an Open edX
+    platform (or the standalone server).
 
     Each setting is taken from its option, else its EXPORTBULK_* variable, else --config.
     The options may also follow the command: `exportbulk courses --lms-url URL`.

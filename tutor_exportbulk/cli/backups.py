@@ -105,14 +105,20 @@ def verify(runtime: Runtime, process_id: str) -> int:
             checks.append({**entry, "ok": ok, "downloaded_size": size, "downloaded_sha256": sha256})
 
     def render(console: Console) -> None:
-        rows = [
-            (c["course_id"], Text("ok", "green") if c["ok"] else Text("MISMATCH", "red"), c["size"], c["key"])
-            for c in checks
-        ]
+        rows = [(c["course_id"], _check(c), c["size"], c["key"]) for c in checks]
         print_records(console, f"Objects of backup {process_id}", ("Course", "Check", "Size", "Key"), rows)
 
     runtime.emit({"processId": process_id, "objects": checks}, render)
     return ExitCode.OK if all(c["ok"] for c in checks) else ExitCode.FAILED
+
+
+def _check(check: dict[str, Any]) -> Text:
+    """``ok``, or ``MISMATCH`` with what the manifest expects and what was downloaded."""
+    if check["ok"]:
+        return Text("ok", "green")
+    expected = f"expected {check['size']} bytes, sha256 {check['sha256']}"
+    actual = f"got {check['downloaded_size']} bytes, sha256 {check['downloaded_sha256']}"
+    return Text(f"MISMATCH: {expected}; {actual}", "red")
 
 
 def _fetch(url: str, timeout: float, stream: bool = False) -> requests.Response:

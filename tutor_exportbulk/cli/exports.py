@@ -31,8 +31,11 @@ def export(
     answer = runtime.client.export_courses(
         list(course_ids) or None, org=org, all=all_courses, async_=run_async or wait
     )
-    if "processId" not in answer:
+    if "successful_uploads" in answer:  # synchronous: the outcome, and the process for its files
         runtime.emit(answer, lambda console: print_exports(console, answer))
+        if answer.get("processId"):
+            runtime.hint(f"Process {answer['processId']}: {{prog}} download {answer['processId']}, "
+                         f"{{prog}} report {answer['processId']}")  # fmt: skip
         return 1 if answer.get("failed_uploads") else 0
     if wait:
         return show_process(runtime, "export", runtime.follow(answer["processId"], "export", interval))

@@ -25,6 +25,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # usage, credentials, permission, a refused request (400), an unknown process (404),
     # too many active processes (429: try again later)
     UNREACHABLE = 3  # no answer from the server
+    INTERRUPTED = 130  # Ctrl-C while waiting, and the process was left to go on (128 + SIGINT)
 
 
 def exit_code_for(error: OpenedxAPIError) -> ExitCode:
@@ -41,8 +42,12 @@ class CommandFailed(click.ClickException):
 
     def __init__(self, error: OpenedxAPIError, as_json: bool, hint: str = "") -> None:
         if error.status_code == 429 and not hint:
-            hint = f"Try again in {error.retry_after or 'a few'} seconds, or cancel one of your processes."
-        super().__init__(str(error) + (f"\n{hint}" if hint else ""))
+            wait = f"Try again in {error.retry_after or 'a few'} seconds"
+            if isinstance(error, OpenedxAuthError):  # the token endpoint holds failed sign-ins
+                hint = f"{wait}, and check the client secret (and password): failed sign-ins are held."
+            else:
+                hint = f"{wait}, or cancel one of your processes."
+        super().__init__(for_cli(str(error)) + (f"\n{hint}" if hint else ""))
         self.error, self.as_json = error, as_json
         self.exit_code = exit_code_for(error)  # type: ignore[misc]  # click declares it on the class
 
@@ -62,9 +67,21 @@ class CommandFailed(click.ClickException):
             )
 
 
+# The API's words for its request fields, and the CLI's flags for them: a person reads the flag.
+_CLI_WORDS = (("set overwrite", "use --overwrite"), ("or use async", "or use --async"))
+
+
+def for_cli(text: str) -> str:
+    """A server message as the CLI shows it: request fields named by their flags (JSON keeps
+    the API's own text)."""
+    for api_words, cli_words in _CLI_WORDS:
+        text = text.replace(api_words, cli_words)
+    return text
+
+
 def _text(cell: Any) -> Text:
     """Server data as text (a ``[`` in a course name is not markup)."""
-    return cell if isinstance(cell, Text) else Text("" if cell is None else str(cell))
+    return cell if isinstance(cell, Text) else Text("" if cell is None else for_cli(str(cell)))
 
 
 def print_records(
@@ -102,6 +119,16 @@ def print_records(
         for header, cell in zip(headers[1:], row[1:], strict=True):
             if cell not in (None, ""):
                 console.print(Text.assemble(f"  {header}: ", _text(cell)), soft_wrap=True)
+
+
+def print_fields(console: Console, title: str, fields: Sequence[tuple[str, Any]]) -> None:
+    """Named values (a process's status): a table on a terminal, else one ``name: value`` line each."""
+    if console.is_terminal:
+        print_records(console, title, ("Field", "Value"), fields, copyable=("Value",))
+        return
+    console.print(Text(title, style="bold"), soft_wrap=True)
+    for name, value in fields:
+        console.print(Text.assemble(f"{name}: ", _text(value)), soft_wrap=True)
 
 
 def follow(console: Console, statuses: Iterator[dict[str, Any]], label: str, show: bool) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +13,23 @@ import requests
 from rich.console import Console
 from rich.text import Text
 
-from tutor_exportbulk.cli.output import ExitCode, print_exports, print_records
+from tutor_exportbulk.cli.output import ExitCode, print_exports, print_fields, print_records
 from tutor_exportbulk.cli.runtime import Runtime, api_command, interval_option
 from tutor_exportbulk.client import FINAL_STATUSES, OpenedxAPIError
 from tutor_exportbulk.client.errors import no_answer
 from tutor_exportbulk.client.processes import STATUS_PATHS
 
 KINDS = tuple(STATUS_PATHS)
-_STATUS_FIELDS = ("status", "totalCount", "successCount", "failedCount", "startTime", "endTime", "report")
+_STATUS_FIELDS = (
+    "status", "totalCount", "successCount", "failedCount", "canceledCount", "startTime", "endTime", "report",
+    "manifest",
+)  # fmt: skip
 
 
-def show_process(runtime: Runtime, kind: str | None, result: dict[str, Any]) -> int:
-    """Show a process's status, and the next step; 1 when it failed or any of its items did."""
+def show_process(runtime: Runtime, kind: str | None, result: dict[str, Any], waiting: str = "") -> int:
+    """Show a process's status, and the next step; 1 when it failed or any of its items did.
+
+    ``waiting``: the next step while the process is still active (default: follow it)."""
     kind = result.get("kind") or kind or "process"
     process_id = result.get("processId")
 
@@ -33,15 +39,17 @@ def show_process(runtime: Runtime, kind: str | None, result: dict[str, Any]) -> 
         ]
         if result.get("error"):
             rows.append(("error", Text(str(result["error"]), "red")))
-        print_records(console, f"{kind} {process_id}", ("Field", "Value"), rows, copyable=("Value",))
+        print_fields(console, f"{kind} {process_id}", rows)
         if "successful_uploads" in result:
             print_exports(console, result)
 
     runtime.emit(result, render)
     if result.get("status") not in FINAL_STATUSES:
-        runtime.hint(f"Next: {{prog}} status {process_id} --wait")
+        runtime.hint(waiting or f"Next: {{prog}} status {process_id} --wait")
     elif result.get("report") or result.get("successful_uploads"):
         what = "the exported files and the report" if result.get("successful_uploads") else "the report"
+        if result.get("manifest"):
+            what = "the report and the run manifest"
         runtime.hint(f"Next: {{prog}} download {process_id} ({what}), or {{prog}} report {process_id}")
     failed = result.get("status") in ("Failed", "Canceled") or (result.get("failedCount") or 0) > 0
     return ExitCode.FAILED if failed else ExitCode.OK
@@ -82,9 +90,9 @@ def status(runtime: Runtime, process_id: str, kind: str | None, wait: bool, inte
 def cancel(runtime: Runtime, process_id: str, kind: str | None) -> int:
     """Cancel a process: items not started are dropped, running ones finish first."""
     result = runtime.client.cancel(process_id, kind)
-    show_process(runtime, kind, result)
-    if result.get("status") not in FINAL_STATUSES:
-        runtime.hint(f"Items still running finish first: {{prog}} status {process_id} --wait")
+    show_process(
+        runtime, kind, result, f"Next: items still running finish first; {{prog}} status {process_id} --wait"
+    )
     return ExitCode.OK
 
 
@@ -92,7 +100,7 @@ def cancel(runtime: Runtime, process_id: str, kind: str | None) -> int:
 @kind_option
 @click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="Page, newest first.")
 def list_processes(runtime: Runtime, kind: str | None, page: int) -> None:
-    """List your processes of every kind, newest first."""
+    """List your processes of every kind, newest first (--json: each kind's page as the API answers)."""
     pages = {name: runtime.client.process_list(name, page) for name in ([kind] if kind else KINDS)}
 
     def render(console: Console) -> None:
@@ -101,6 +109,7 @@ def list_processes(runtime: Runtime, kind: str | None, page: int) -> None:
             for name, result in pages.items()
             for item in result.get(f"{name}s", result.get("uploads", []))
         ]
+        rows.sort(key=lambda row: str(row[2] or ""), reverse=True)  # UTC times sort as text: newest first
         headers = ("Process id", "Kind", "Started", "Status")
         print_records(console, "Processes", headers, rows, copyable=("Process id",))
 
@@ -117,7 +126,7 @@ def list_processes(runtime: Runtime, kind: str | None, page: int) -> None:
     help="The directory to write the files to (made if missing).",
 )
 def download(runtime: Runtime, process_id: str, output: Path) -> int:
-    """Download the files of a finished process: each exported course and the report."""
+    """Download the files of a finished process: each exported course, the report, a backup's run manifest."""
     result = runtime.client.process(process_id)
     if result.get("status") not in FINAL_STATUSES:
         raise click.ClickException(
@@ -126,7 +135,7 @@ def download(runtime: Runtime, process_id: str, output: Path) -> int:
         )
     urls = [
         *(result.get("successful_uploads") or {}).values(),
-        *([result["report"]] if result.get("report") else []),
+        *(result[name] for name in ("report", "manifest") if result.get(name)),
     ]
     output.mkdir(parents=True, exist_ok=True)
     files = [str(runtime.client.download(url, output)) for url in urls]
@@ -147,12 +156,15 @@ _REPORT_COLUMNS = ("file", "status", "asset_url", "usage_key", "error")
 @api_command("report")
 @click.argument("process_id")
 def report(runtime: Runtime, process_id: str) -> int:
-    """Print the outcome of each row of an upload (or course of an export) from its report."""
+    """Print the outcome of each row of an upload (or course of any other kind) from its report."""
     result = runtime.client.process(process_id)
     if not result.get("report"):
         raise click.ClickException(f"Process {process_id} has no report yet ({result.get('status')}).")
-    rows = _read_report(result["report"], runtime.client.timeout)
-    columns = [c for c in (_REPORT_COLUMNS if "file" in rows[0] else rows[0]) if c] if rows else []
+    rows = [_unpacked(row) for row in _read_report(result["report"], runtime.client.timeout)]
+    if rows and "file" in rows[0]:
+        columns = list(_REPORT_COLUMNS)
+    else:
+        columns = list(dict.fromkeys(column for row in rows for column in row if column))
 
     def render(console: Console) -> None:
         table = [[row.get(column, "") for column in columns] for row in rows]
@@ -163,6 +175,27 @@ def report(runtime: Runtime, process_id: str) -> int:
 
     runtime.emit(rows, render)
     return ExitCode.FAILED if any(row.get("status") == "failed" for row in rows) else ExitCode.OK
+
+
+def _unpacked(row: dict[str, str]) -> dict[str, str]:
+    """A report row whose ``result`` cell is JSON (backups, restores) as one column per value
+    (lists, such as findings, are counted); ``fingerprint`` is left out, only machines read it."""
+    try:
+        result = json.loads(row.get("result") or "null")
+    except ValueError:
+        return row
+    if not isinstance(result, dict):
+        return row
+    values = {
+        key: str(len(value)) if isinstance(value, list) else str(value)
+        for key, value in result.items()
+        if key != "fingerprint" and not isinstance(value, dict)
+    }
+    return {
+        **{k: v for k, v in row.items() if k not in ("result", "error")},
+        **values,
+        "error": row.get("error", ""),
+    }
 
 
 def _read_report(url: str, timeout: float) -> list[dict[str, str]]:

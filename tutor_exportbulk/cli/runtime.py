@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tutor_exportbulk.cli.config import command_options
-from tutor_exportbulk.cli.output import CommandFailed, follow
+from tutor_exportbulk.cli.output import CommandFailed, ExitCode, follow
 from tutor_exportbulk.client import OpenedxAPIError, OpenedxRESTAPIClient
 
 
@@ -55,24 +55,29 @@ class Runtime:
     def follow(self, process_id: str, kind: str | None, interval: float) -> dict[str, Any]:
         """Poll a process to its end, with a progress bar for humans; the final status.
 
-        Ctrl-C asks whether to cancel the process (a person only): yes cancels it and answers
-        its status then; no leaves it running and stops following it.
+        Ctrl-C asks whether to cancel the process (a person only). Yes cancels it and follows it
+        to its end (Canceled: the command exits 1, as for any process that did not complete).
+        No leaves it running and stops following it: exit 130 (``ExitCode.INTERRUPTED``).
         """
-        seen: dict[str, Any] = {}
+        kind_seen = [kind]
 
         def statuses() -> Iterator[dict[str, Any]]:
             for status in self.client.wait(process_id, kind=kind, interval=interval):
-                seen.update(status)
+                kind_seen[0] = status.get("kind") or kind_seen[0]
                 yield status
 
+        label = f"{kind or 'process'} {process_id}"
         try:
-            label = f"{kind or 'process'} {process_id}"
             return follow(self.console, statuses(), label, show=not self.as_json)
         except KeyboardInterrupt:
             if self.as_json or not click.confirm(f"\nCancel {process_id}?", default=False, err=True):
                 self.hint(f"{process_id} goes on; follow it with: {{prog}} status {process_id} --wait")
-                raise click.Abort() from None
-            return self.client.cancel(process_id, seen.get("kind") or kind)
+                raise click.exceptions.Exit(ExitCode.INTERRUPTED) from None
+        self.client.cancel(process_id, kind_seen[0])
+        try:  # running items stop between parts: the end comes soon
+            return follow(self.console, statuses(), f"canceling {label}", show=not self.as_json)
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(ExitCode.INTERRUPTED) from None
 
 
 def runtime_of(ctx: click.Context) -> Runtime:

@@ -37,8 +37,9 @@ class ExportsMixin(ProcessesMixin):
             async_: answer at once with a process id; the workers export.
 
         Returns:
-            ``{"successful_uploads": {course_id: url}, "failed_uploads": {course_id: reason}}``;
-            a partial failure is returned too, not raised. With ``async_``: ``{"processId": ...}``.
+            ``{"processId", "successful_uploads": {course_id: url}, "failed_uploads": {course_id:
+            reason}}``; a partial failure is returned too, not raised. With ``async_``:
+            ``{"processId": ...}``.
         """
         body = course_selection(course_ids, org, all)
         if async_:

@@ -93,9 +93,11 @@ class TokenCache:
             kind = response.headers.get("Content-Type", "no content type")
             raise OpenedxAPIError(200, self.url, f"Expected JSON, got {kind}.")
         if response.status_code != 200:
-            refused = response.status_code in (400, 401, 403)
+            # 429: too many failed sign-ins from this address (the credentials are suspect).
+            refused = response.status_code in (400, 401, 403, 429)
             error_class = OpenedxAuthError if refused else OpenedxAPIError
-            raise error_class(response.status_code, self.url, error_message(response), body)
+            retry_after = response.headers.get("Retry-After")
+            raise error_class(response.status_code, self.url, error_message(response), body, retry_after)
         if not isinstance(body, dict) or not body.get("access_token"):
             raise OpenedxAuthError(
                 response.status_code, self.url, "The token endpoint answered no access_token."

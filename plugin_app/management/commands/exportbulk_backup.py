@@ -15,12 +15,31 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from oauth2_provider.models import get_application_model
 
 from plugin_app import backups, exports, lifecycle, runners
 from plugin_app.data import ProcessKind, ProcessStatus
+from plugin_app.management.commands.exportbulk_provision import APPLICATION_NAME
 from plugin_app.status import get_process
 
 POLL_SECONDS = 2.0
+
+
+def service_user(username: str | None) -> Any:
+    """The user a run acts as: ``username``, else EXPORTBULK_SERVICE_USERNAME, else the owner of
+    the provisioned client (``exportbulk-standalone provision --username`` may name it otherwise)."""
+    users = get_user_model().objects.filter(is_active=True)
+    user = users.filter(username=username or settings.EXPORTBULK_SERVICE_USERNAME).first()
+    if user is None and not username:
+        owners = get_application_model().objects.filter(name=APPLICATION_NAME).values("user")
+        user = users.filter(pk__in=owners).first()
+    if user is None:
+        raise CommandError(
+            f"No active user {username or settings.EXPORTBULK_SERVICE_USERNAME!r}: pass --user, or "
+            "provision the service user (`tutor local do exportbulk-provision` under Tutor, "
+            "`exportbulk-standalone provision` without it)."
+        )
+    return user
 
 
 class Command(BaseCommand):
@@ -34,17 +53,17 @@ class Command(BaseCommand):
         selection.add_argument("--org", help="the courses of one organization")
         selection.add_argument("--course", action="append", dest="courses", metavar="COURSE_ID")
         parser.add_argument("--changed-only", action=argparse.BooleanOptionalAction, default=True)
-        parser.add_argument("--user", help="default: EXPORTBULK_SERVICE_USERNAME")
+        parser.add_argument(
+            "--user", help="default: EXPORTBULK_SERVICE_USERNAME, else the provisioned client's user"
+        )
         parser.add_argument(
             "--in-process", action="store_true", help="run the courses here, not on the workers"
         )
         parser.add_argument("--timeout", type=float, default=23 * 3600, help="seconds to wait for the run")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        username = options["user"] or settings.EXPORTBULK_SERVICE_USERNAME
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise CommandError(f"No active user {username!r}: provision it (the init task) or pass --user.")
+        user = service_user(options["user"])
+        username = user.username
         course_ids = options["courses"] or exports.authorable_courses(user, options["org"])
         if not course_ids:
             raise CommandError(f"No course to back up: {username} may author no course of that selection.")

@@ -19,6 +19,7 @@ from oauth2_provider.models import AbstractApplication, get_application_model
 
 APPLICATION_NAME = "exportbulk"
 PASSWORD_APPLICATION_NAME = "exportbulk-password"
+MIN_SECRET_LENGTH = 32  # as long as the secret Tutor generates (CONFIG_UNIQUE)
 
 
 class Command(BaseCommand):
@@ -69,6 +70,13 @@ class Command(BaseCommand):
             )  # fmt: skip
         verb = "Created" if created else ("Updated" if changed or app_changed else "Unchanged:")
         self.stdout.write(f"{verb} service user {username!r} and OAuth2 client {client_id!r}.")
+        if len(client_secret) < MIN_SECRET_LENGTH:
+            # The client id is no secret: a short secret is all that stands between it and a token.
+            self.stderr.write(
+                f"Warning: the client secret has {len(client_secret)} characters; use at least "
+                f"{MIN_SECRET_LENGTH} random ones, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            )
 
 
 def password_client_id(client_id: str) -> str:

@@ -17,7 +17,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from plugin_app import backups, exports, storage
+from plugin_app import backup_index, backups, exports, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CoursePermission
 from plugin_app.data import ProcessKind
@@ -34,6 +34,7 @@ from plugin_app.rest_api.v0.views import (
     api_error,
     caller,
     selected_courses,
+    with_manifest,
 )
 
 
@@ -85,10 +86,7 @@ class BackupStatusView(_StatusView):
         for item in result.get("items") or []:
             if item.get("url"):
                 item["url"] = request.build_absolute_uri(item["url"])
-        if result.get("report"):  # withheld, as the report, while a course is no longer the caller's
-            result["manifest"] = request.build_absolute_uri(
-                storage.download_url(backups.manifest_key(process_id))
-            )
+        with_manifest(result, self.kind, request)
         return response
 
 
@@ -122,23 +120,30 @@ class _VersionsSerializer(serializers.Serializer[Any]):
 class BackupVersionsView(BulkAPIView):
     """``GET /api/courses/v0/backup/versions/<course_id>``: the course's backups, newest first.
 
-    Needs Studio write access to the course, as backing it up does.
+    Read from the bucket, the source of truth: the course's stored objects, with what the
+    database (reconciled with the bucket's run manifests) knows of each. Needs Studio write
+    access to the course, as backing it up does (403); a course that neither exists nor has a
+    backup is a 404 (a deleted course's backups are listed: they are how it comes back).
     """
 
     @extend_schema(
         responses={200: _VersionsSerializer, 400: schema.ErrorSerializer, 403: schema.ErrorSerializer,
-                   **schema.AUTH_ERRORS},
+                   404: schema.ErrorSerializer, **schema.AUTH_ERRORS},
     )  # fmt: skip
     def get(self, request: Request, course_id: str) -> Response:
         try:
             course_key = CourseKey.from_string(course_id)
         except InvalidKeyError:
             return api_error(400, f"Invalid course key: {course_id}", "invalid_course_key")
-        if not get_backend().has_write_access(caller(request), course_key, CoursePermission.EXPORT):
+        backend = get_backend()
+        if not backend.has_write_access(caller(request), course_key, CoursePermission.EXPORT):
             return api_error(403, exports.PERMISSION_DENIED, "permission_denied")
-        versions = BackupVersion.objects.filter(
-            course__course_id=course_id, size__isnull=False, deleted_at__isnull=True
-        ).order_by("-created")
+        stored = backup_index.reconcile(course_id)
+        if not stored and not backend.course_exists(course_key):
+            return api_error(
+                404, f"Course not found: {course_id} does not exist and has no backup.", "not_found"
+            )
+        versions = BackupVersion.objects.filter(name__in=stored, size__isnull=False).order_by("-created")
         answer = [
             {
                 "key": v.name,

@@ -76,6 +76,7 @@ class ExportView(BulkAPIView):
         api.run_now(process_id)
         info = api.get_process(caller(request), ProcessKind.EXPORT, process_id)
         answer = {
+            "processId": process_id,  # for its report and files, as an asynchronous export's
             "successful_uploads": absolute_urls(info.successful_uploads or {}, request),
             "failed_uploads": info.failed_uploads,
         }

@@ -25,6 +25,7 @@ class ErrorSerializer(serializers.Serializer[Any]):
 
 
 class ExportResultSerializer(serializers.Serializer[Any]):
+    processId = serializers.CharField(help_text="the process, for its report")  # noqa: N815
     successful_uploads = serializers.DictField(child=serializers.URLField(), help_text="course id: URL")
     failed_uploads = serializers.DictField(child=serializers.CharField(), help_text="course id: reason")
 

@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from plugin_app import access, api, storage
+from plugin_app import access, api, backups, storage
 from plugin_app.data import ProcessKind
 from plugin_app.rest_api.v0 import schema
 from plugin_app.rest_api.v0.envelope import envelope, format_time, process_result
@@ -213,7 +213,17 @@ class ProcessStatusView(BulkAPIView):
             message = f"Process Id {process_id} is not found in the system"
             return Response(envelope(self.api_id, {}, "PROCESS_NOT_FOUND", message), status=404)
         info = access.as_allowed_now(caller(request), info)
-        return Response(envelope(self.api_id, {**process_result(info, request), "kind": info.kind}))
+        result = {**process_result(info, request), "kind": info.kind}
+        return Response(envelope(self.api_id, with_manifest(result, info.kind, request)))
+
+
+def with_manifest(result: dict[str, Any], kind: str, request: Request) -> dict[str, Any]:
+    """A backup run's result with ``manifest``, its manifest's URL, once it has ended (withheld,
+    as the report is, while a course is no longer the caller's)."""
+    if kind == ProcessKind.BACKUP and result.get("report"):
+        name = backups.manifest_key(result["processId"])
+        result["manifest"] = request.build_absolute_uri(storage.download_url(name))
+    return result
 
 
 def _list_schema(list_key: str) -> Any:
