@@ -20,6 +20,7 @@ from plugin_app.data import ProcessInfo, ProcessKind
 from plugin_app.models import BulkItem, BulkProcess
 
 PERMISSION_WITHDRAWN = "Permission denied: you no longer have Studio write access to this course."
+REPORT_WITHHELD = "Withheld: you no longer have access to some of its courses."
 # What each kind of process does to its courses: the permission checked at request time.
 PERMISSION_OF_KIND = {
     ProcessKind.EXPORT: CoursePermission.EXPORT,
@@ -54,7 +55,7 @@ def as_allowed_now(user: User, info: ProcessInfo) -> ProcessInfo:
     refused = refused_courses(user, info.process_id)
     if not refused:
         return info
-    changes: dict[str, Any] = {"report_url": None}
+    changes: dict[str, Any] = {"report_url": None, "report_missing": info.report_missing or REPORT_WITHHELD}
     if info.successful_uploads is not None:
         changes["successful_uploads"] = {
             course: url for course, url in info.successful_uploads.items() if course not in refused

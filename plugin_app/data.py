@@ -141,6 +141,7 @@ class ProcessInfo:
     canceled_count: int = 0
     error: str = ""
     report_url: str | None = None
+    report_missing: str = ""  # ended without a report (``report_url`` None): why, in one sentence
     # Exports only, once finished: {course_id: download URL} and {course_id: reason}.
     successful_uploads: dict[str, str] | None = None
     failed_uploads: dict[str, str] | None = None

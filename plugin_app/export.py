@@ -108,7 +108,7 @@ def _export_errors(course_key: CourseKey) -> Iterator[None]:
         # botocore's messages name the operation and the S3 error code, never the credentials.
         log.warning("Export of %s could not be stored: %s", course_key, exc)
         raise ExportError(
-            f"Storage error: the export could not be uploaded ({_storage_reason(exc)})."
+            f"Storage error: the export could not be uploaded ({storage.describe_error(exc)})."
         ) from None
     except OSError as exc:
         log.warning("Export of %s failed: %s", course_key, exc)
@@ -117,9 +117,3 @@ def _export_errors(course_key: CourseKey) -> Iterator[None]:
 
 def _safe_folder_name(name: str) -> bool:
     return name not in ("", ".", "..") and not any(c in name for c in "/\\\x00")
-
-
-def _storage_reason(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code", "ClientError")
-    return type(exc).__name__

@@ -49,6 +49,7 @@ _STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
 # When a user over the quota is told to come back: about the time a small process takes.
 RETRY_AFTER_SECONDS = 30
 UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
+EVERY_ITEM_FAILED = "Every item failed; see each one's reason."
 
 
 class QuotaExceeded(Exception):
@@ -112,8 +113,10 @@ def start(
 ) -> str:
     """Record a process of its items and (``send``) send it to the workers; return its id.
 
-    Items already decided (refused at request time) come FAILED with their reason. Raises
-    QuotaExceeded or QueueUnavailable, and then nothing is recorded.
+    Items already decided (refused at request time) come FAILED with their reason; when every
+    item is decided, the process ends here, before the answer (no worker has anything to do).
+    Raises QuotaExceeded or QueueUnavailable, and then nothing is recorded; any other error
+    discards the process too, so that a request that failed leaves none behind.
     """
     now = timezone.now()
     for item in items:
@@ -128,21 +131,39 @@ def start(
             item.process = process
         BulkItem.objects.bulk_create(items)
     process_id = process.process_id.hex
-    if send:
+    if all(item.status != ItemStatus.PENDING for item in items):
+        _end_settled(process_id)
+    elif send:
         try:
             dispatch(process_id)
         except BrokerError as exc:
             log.error("Could not queue bulk process %s: %s", process_id, exc)
             _discard(process_id)
             raise QueueUnavailable(process_id) from exc
+        except BaseException:
+            _discard(process_id)
+            raise
     return process_id
 
 
+def _end_settled(process_id: str) -> None:
+    """End a process whose every item was settled at request time (nothing to send)."""
+    try:
+        maybe_finish(process_id)
+    except TRANSIENT_ERRORS as exc:  # e.g. the bucket refuses the report: ended all the same
+        log.warning("Bulk process %s could not end normally: %r", process_id, exc)
+        fail_process(process_id, f"The process could not store its outcome ({type(exc).__name__}).")
+
+
 def _discard(process_id: str) -> None:
-    process = BulkProcess.objects.filter(process_id=process_id).first()
-    if process:
-        _remove_content(process)
-        process.delete()
+    """Remove a process that its request could not start, best effort (the database may be what failed)."""
+    try:
+        process = BulkProcess.objects.filter(process_id=process_id).first()
+        if process:
+            _remove_content(process)
+            process.delete()
+    except TRANSIENT_ERRORS as exc:
+        log.error("Could not discard bulk process %s: %r", process_id, exc)
 
 
 def dispatch(process_id: str) -> None:
@@ -372,27 +393,33 @@ def end_process(process: BulkProcess) -> None:
         spec.before_finish(process)
     # Before the final status, so that an ended process has nothing left to do.
     _remove_content(process)
-    canceled = BulkProcess.objects.filter(pk=process.pk, canceled_at__isnull=False).exists()
+    if BulkProcess.objects.filter(pk=process.pk, canceled_at__isnull=False).exists():
+        status, error = ProcessStatus.CANCELED, ""
+    elif process.items.exists() and not process.items.exclude(status=ItemStatus.FAILED).exists():
+        status, error = ProcessStatus.FAILED, EVERY_ITEM_FAILED
+    else:
+        status, error = ProcessStatus.COMPLETED, ""
     # The outcome is in the database (the status API shows it): an unreachable bucket must not
     # leave the process unfinished.
-    error = "" if _store_report(process) else "The report could not be stored; the counts above are complete."
+    refusal = _store_report(process)
     BulkProcess.objects.filter(pk=process.pk, status__in=ACTIVE_STATUSES).update(
-        status=ProcessStatus.CANCELED if canceled else ProcessStatus.COMPLETED,
+        status=status,
         finished_at=timezone.now(),
         report_name=process.report_name,
-        error=error,
+        error=" ".join(filter(None, (error, refusal))),
     )
 
 
-def _store_report(process: BulkProcess) -> bool:
-    """Store the report of the process (``report_name``); False, logged, if the storage refuses."""
+def _store_report(process: BulkProcess) -> str:
+    """Store the report of the process (``report_name``); "" when stored, else why not (logged)."""
     spec = KINDS.get(process.kind)
     try:
         process.report_name = write_report(process, spec.report_rows if spec else None)
     except _STORAGE_ERRORS as exc:
         log.warning("Could not store the report of bulk process %s: %r", process.process_id.hex, exc)
-        return False
-    return True
+        reason = storage.describe_error(exc)
+        return f"The report could not be stored ({reason}); each item's outcome is in its status."
+    return ""
 
 
 def _remove_content(process: BulkProcess) -> None:
@@ -417,8 +444,9 @@ def fail_process(process_id: str, reason: str) -> None:
         return
     process = BulkProcess.objects.get(process_id=process_id)
     try:
-        if _store_report(process):
-            process.save(update_fields=["report_name"])
+        refusal = _store_report(process)
+        process.error = " ".join(filter(None, (reason, refusal)))
+        process.save(update_fields=["report_name", "error"])
         _remove_content(process)
     except TRANSIENT_ERRORS as exc:
         log.warning("Could not clean up after failed bulk process %s: %r", process_id, exc)

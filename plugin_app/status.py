@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
 _ENDED = (ProcessStatus.COMPLETED, ProcessStatus.FAILED, ProcessStatus.CANCELED)
+# The lifecycle stores a report whenever a process ends; only a storage that refuses it stops it.
+NOT_STORED = "The report could not be stored (see error); each item's outcome is in this status."
 
 
 class ProcessNotFound(Exception):
@@ -72,6 +74,7 @@ def _info(process: WithAnnotations[BulkProcess, _Counts], detail: bool) -> Proce
         canceled_count=process.canceled_count,
         error=process.error,
         report_url=storage.download_url(process.report_name) if detail and process.report_name else None,
+        report_missing=NOT_STORED if ended and not process.report_name else "",
         successful_uploads=successful,
         failed_uploads=failed,
         items=items,

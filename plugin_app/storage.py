@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import FileSystemStorage, Storage
@@ -326,3 +327,48 @@ def open_reader(name: str) -> Iterator[BinaryIO]:
         yield body
     finally:
         body.close()
+
+
+def where() -> str:
+    """The storage as an operator names it: ``bucket NAME`` or ``folder PATH``."""
+    storage = get_storage()
+    if isinstance(storage, S3Storage):
+        return f"bucket {storage.bucket_name}"
+    return f"folder {cast(FileSystemStorage, storage).location}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """A storage error in words safe to show, naming the bucket or folder (never a credential);
+    any other error by its type."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchBucket":
+            return f"the {where()} does not exist"
+        if code in (
+            "AccessDenied",
+            "403",
+            "AllAccessDisabled",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+        ):
+            return f"the {where()} refuses access ({code})"
+        return f"{code or 'ClientError'} from the {where()}"
+    if isinstance(exc, BotoCoreError):
+        return f"{type(exc).__name__} from the {where()}"
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and not settings.EXPORTBULK_BUCKET:
+        return f"the {where()} cannot be written ({exc.strerror or type(exc).__name__})"
+    return type(exc).__name__
+
+
+def check_writable() -> str:
+    """Write, read back and delete a small object: "" when the storage works, else what is wrong."""
+    name = object_name("checks", f"{uuid.uuid4().hex}.txt")
+    try:
+        with open_writer(name, "text/plain") as out:
+            out.write(b"exportbulk storage check\n")
+        with open_reader(name) as stream:
+            stream.read()
+        get_storage().delete(name)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        return describe_error(exc)
+    return ""

@@ -21,6 +21,7 @@ from django.db import close_old_connections
 
 from plugin_app import lifecycle, runners
 from plugin_app.lease import ProcessBusy
+from plugin_app.storage import describe_error
 
 if TYPE_CHECKING:
     from billiard.einfo import ExceptionInfo
@@ -55,7 +56,7 @@ class BulkTask(Task[Any, None]):
     ) -> None:
         log.error("Bulk task %s(%s) failed: %r", self.name, args[0], exc)
         close_old_connections()  # the failure may have been the database connection's
-        type(self).fail(args[0], self.reason.format(type(exc).__name__))
+        type(self).fail(args[0], self.reason.format(describe_error(exc)))
 
 
 class ItemTask(BulkTask):

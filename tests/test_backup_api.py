@@ -178,7 +178,7 @@ def test_a_run_ends_even_when_the_bucket_refuses_its_manifest(client_for, staff,
     client.delete_bucket(Bucket=name)  # and the manifest cannot be stored
     lifecycle.dispatch(process_id)
     result = client_for(staff).get(STATUS + process_id).json()["result"]
-    assert result["status"] == "Completed" and result["items"][0]["reason"] == "Course not found."
+    assert result["status"] == "Failed" and result["items"][0]["reason"] == "Course not found."
 
 
 def restore(client, source: str, course_id: str) -> dict:

@@ -23,6 +23,7 @@ OPERATIONS = {
     ("get", "/api/courses/v0/content/bulk/upload/status/list"),
     ("get", "/api/courses/v0/content/bulk/upload/status/{process_id}"),
     ("get", "/api/courses/v0/processes/{process_id}"),
+    ("get", "/api/courses/v0/storage/check"),
     ("post", "/api/courses/v0/restore/"),
     ("get", "/api/courses/v0/restore/status/list"),
     ("get", "/api/courses/v0/restore/status/{process_id}"),

@@ -23,6 +23,7 @@ def check(runtime: Runtime) -> int:
         (f"token from {client.base_url}", client.access_token),
         ("LMS course list", lambda: next(client.iter_courses(page_size=1), None)),
         *((f"Studio {kind} status", functools.partial(client.process_list, kind)) for kind in KINDS),
+        ("storage (write, read, delete)", client.storage_check),
     ]
     checks: list[dict[str, Any]] = []
     code = ExitCode.OK

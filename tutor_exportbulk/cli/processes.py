@@ -159,7 +159,8 @@ def report(runtime: Runtime, process_id: str) -> int:
     """Print the outcome of each row of an upload (or course of any other kind) from its report."""
     result = runtime.client.process(process_id)
     if not result.get("report"):
-        raise click.ClickException(f"Process {process_id} has no report yet ({result.get('status')}).")
+        why = result.get("reportMissing") or "it has not ended"
+        raise click.ClickException(f"Process {process_id} ({result.get('status')}) has no report: {why}")
     rows = [_unpacked(row) for row in _read_report(result["report"], runtime.client.timeout)]
     if rows and "file" in rows[0]:
         columns = list(_REPORT_COLUMNS)

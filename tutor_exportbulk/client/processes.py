@@ -22,6 +22,7 @@ from tutor_exportbulk.client.transport import Transport
 
 # Any process, whatever its kind: the answer names the kind.
 PROCESS_PATH = "/api/courses/v0/processes/"
+STORAGE_CHECK_PATH = "/api/courses/v0/storage/check"
 FINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
 # kind -> Studio path of its status API; "<path><processId>" and "<path>list" answer.
 STATUS_PATHS: dict[str, str] = {}
@@ -72,6 +73,17 @@ class ProcessesMixin(Transport):
             what ``process_status`` answers, with ``kind`` (``"export"``, ``"upload"``, ...).
         """
         return self._result(self._send("GET", self.studio_url + PROCESS_PATH + quote(process_id)))
+
+    def storage_check(self) -> dict[str, Any]:
+        """
+        Have the server write, read back and delete a small object in its storage.
+        Calls the ``/api/courses/v0/storage/check`` Studio endpoint.
+
+        Returns:
+            dict with ``storage`` (``"bucket NAME"`` or ``"folder PATH"``). Raises
+            ``OpenedxAPIError`` (503) naming the bucket when it is missing or refuses the write.
+        """
+        return dict(self._get(self.studio_url + STORAGE_CHECK_PATH))
 
     def cancel(self, process_id: str, kind: str | None = None) -> dict[str, Any]:
         """

@@ -58,6 +58,8 @@ def process_result(info: ProcessInfo, request: Request) -> dict[str, Any]:
     if info.finished_at:
         result["endTime"] = format_time(info.finished_at)
         result["report"] = absolute_url(info.report_url, request) if info.report_url else None
+        if not info.report_url:
+            result["reportMissing"] = info.report_missing
     if info.error:
         result["error"] = info.error
     if info.items is not None:

@@ -67,6 +67,10 @@ class _ProcessSerializer(serializers.Serializer[Any]):
     startTime = serializers.CharField()  # noqa: N815
     endTime = serializers.CharField(required=False)  # noqa: N815
     report = serializers.URLField(required=False, allow_null=True, help_text="CSV report, once finished")
+    reportMissing = serializers.CharField(  # noqa: N815
+        required=False,
+        help_text="Ended without a report: why (the storage refused it, or access was withdrawn)",
+    )
     error = serializers.CharField(required=False, help_text="Why the process failed as a whole")
     successful_uploads = serializers.DictField(child=serializers.URLField(), required=False)
     failed_uploads = serializers.DictField(child=serializers.CharField(), required=False)
@@ -74,6 +78,10 @@ class _ProcessSerializer(serializers.Serializer[Any]):
         child=serializers.DictField(), required=False, help_text="Every item, for kinds that show them"
     )
     manifest = serializers.URLField(required=False, help_text="Backups, once ended: the run manifest")
+
+
+class StorageCheckSerializer(serializers.Serializer[Any]):
+    storage = serializers.CharField(help_text="bucket NAME, or folder PATH (local storage)")
 
 
 class _ProcessSummarySerializer(serializers.Serializer[Any]):

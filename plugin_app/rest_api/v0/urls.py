@@ -26,6 +26,7 @@ urlpatterns = [
         name="upload-cancel",
     ),
     path("processes/<str:process_id>", views.ProcessStatusView.as_view(), name="process-status"),
+    path("storage/check", views.StorageCheckView.as_view(), name="storage-check"),
     path("backup/", backups.BackupView.as_view(), name="backup"),
     path("backup/status/list", backups.BackupStatusListView.as_view(), name="backup-status-list"),
     path("backup/status/<str:process_id>", backups.BackupStatusView.as_view(), name="backup-status"),

@@ -226,6 +226,23 @@ def with_manifest(result: dict[str, Any], kind: str, request: Request) -> dict[s
     return result
 
 
+class StorageCheckView(BulkAPIView):
+    """``GET /api/courses/v0/storage/check``: write, read back and delete a small object.
+
+    For ``check``: a missing bucket, or one that refuses the app's writes, shows here, named,
+    rather than as every course of the next export failing.
+    """
+
+    @extend_schema(
+        responses={200: schema.StorageCheckSerializer, 503: schema.ErrorSerializer, **schema.AUTH_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        problem = storage.check_writable()
+        if problem:
+            return api_error(503, f"The storage does not work: {problem}.", "storage_unavailable")
+        return Response({"storage": storage.where()})
+
+
 def _list_schema(list_key: str) -> Any:
     return extend_schema_view(
         get=extend_schema(
