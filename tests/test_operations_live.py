@@ -1,0 +1,163 @@
+"""
+Operations on the live stack (gunicorn's ASGI server, Celery workers, MariaDB, Redis, moto):
+database connections stay bounded under concurrent calls and saturated workers, no call gets a
+5xx while the workers are saturated, and a process settled at submission has ended when answered.
+
+Connections are counted in MariaDB's processlist (the stack's database), each one matched to
+the process holding it through its client port.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from tests.conftest import _mariadb
+from tests.test_live_scaleout import final_status, padded_courses, two_workers  # noqa: F401  (fixture)
+from tutor_exportbulk.client import OpenedxAPIError
+
+pytestmark = pytest.mark.live
+
+SERVER_BOUND, WORKER_BOUND = 10, 5  # connections per server process, per worker process
+
+
+def connections_by_process(database: str) -> dict[str, int]:
+    """The stack's MariaDB connections per process holding them: {"<role> <pid>": count}."""
+    ports = collections.Counter(
+        int(host.rsplit(":", 1)[1])
+        for (host,) in _mariadb(f"SELECT host FROM information_schema.processlist WHERE db = '{database}'")
+        if ":" in host
+    )
+    counts: dict[str, int] = collections.Counter()
+    for process in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            held = [c for c in process.net_connections("tcp") if c.raddr and c.raddr.port == 3306]
+            role = "worker" if "celery" in " ".join(process.cmdline()) else "server"
+        except psutil.Error:  # ended meanwhile
+            continue
+        mine = sum(ports[c.laddr.port] for c in held)
+        if mine:
+            counts[f"{role} {process.pid}"] += mine
+    return dict(counts)
+
+
+class ConnectionWatch:
+    """The most connections each process held, sampled every 50 ms while the block runs."""
+
+    def __init__(self, database: str):
+        self.database, self.most = database, collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            for process, count in connections_by_process(self.database).items():
+                self.most[process] = max(self.most[process], count)
+
+    def __enter__(self) -> ConnectionWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def over_bounds(self) -> dict[str, int]:
+        return {
+            process: count
+            for process, count in self.most.items()
+            if count > (WORKER_BOUND if process.startswith("worker") else SERVER_BOUND)
+        }
+
+
+def test_waves_of_concurrent_calls_leave_the_servers_connections_bounded(live):
+    clients = [live.client() for _ in range(20)]
+    process_id = clients[0].export_courses(padded_courses(live, 1, 0, "Wave"), async_=True)["processId"]
+    for client in clients:
+        client.access_token()
+
+    def calls(client) -> None:
+        client.process_list("export")
+        client.process(process_id)
+
+    with ConnectionWatch(live.database) as watch, ThreadPoolExecutor(20) as pool:
+        for _wave in range(3):
+            list(pool.map(calls, clients))
+            after = connections_by_process(live.database)
+            servers = {process: count for process, count in after.items() if process.startswith("server")}
+            assert all(count <= SERVER_BOUND for count in servers.values()), after
+
+    assert watch.most, "no connection was seen: the count does not measure anything"
+    assert not watch.over_bounds(), dict(watch.most)
+
+
+def test_polls_uploads_and_cancels_while_two_workers_are_saturated(live, tmp_path, two_workers):  # noqa: F811
+    from tests.faults import Fault
+
+    client = live.client()
+    log_start = (live.root / "server.log").stat().st_size
+    # Every upload part waits 2 s in the S3 proxy: each course of the export holds its worker.
+    live.s3_proxy.rule = lambda method, query: Fault(delay=2.0) if "partNumber" in query else None
+    failures: list[str] = []
+    try:
+        big = client.export_courses(padded_courses(live, 16, 9, "Busy"), async_=True)["processId"]
+        with ConnectionWatch(live.database) as watch:
+
+            def poll(_n: int) -> None:
+                own = live.client()
+                for _ in range(10):
+                    try:
+                        own.process(big)
+                        own.process_list("export")
+                    except OpenedxAPIError as error:
+                        failures.append(str(error))
+
+            with ThreadPoolExecutor(8) as pool:
+                polling = pool.map(poll, range(8))
+                uploads = [
+                    live.start_upload(tmp_path / f"up{n}", 20, f"Busy {n} / Sub / Unit") for n in range(2)
+                ]
+                canceled = client.cancel(uploads[1])
+                list(polling)
+            canceled_big = client.cancel(big, "export")
+            ended = [final_status(client, big), final_status(client, uploads[0], "upload")]
+    finally:
+        live.s3_proxy.rule = None
+
+    assert failures == []
+    assert canceled["processId"] == uploads[1] and canceled_big["processId"] == big
+    assert [status["status"] for status in ended] == ["Canceled", "Completed"]
+    assert watch.most and not watch.over_bounds(), dict(watch.most)
+    with open(live.root / "server.log", "rb") as log:
+        log.seek(log_start)
+        answered = log.read().decode(errors="replace")
+    assert 'HTTP/1.1" 202' in answered  # the access log is where the answers are
+    assert not re.findall(r'"[A-Z]+ [^"]*" 5\d\d ', answered)  # not one 5xx, retried or not
+
+
+def test_worker_connections_stay_bounded_after_many_items(live):
+    client = live.client()
+    with ConnectionWatch(live.database) as watch:
+        process_id = client.export_courses(padded_courses(live, 30, 0, "Many"), async_=True)["processId"]
+        assert final_status(client, process_id)["status"] == "Completed"
+        time.sleep(0.5)
+
+    workers = {process: count for process, count in watch.most.items() if process.startswith("worker")}
+    assert workers, dict(watch.most)
+    assert all(count <= WORKER_BOUND for count in workers.values()), workers
+
+
+def test_a_process_settled_at_submission_has_ended_when_answered(live):
+    client = live.client()
+
+    process_id = client.export_courses(["course-v1:ExportBulk+Sampel+2026"], async_=True)["processId"]
+
+    status = client.process(process_id)  # at once: no worker ever had anything to do
+    assert (status["status"], status["failedCount"]) == ("Failed", 1) and status["report"]
