@@ -66,6 +66,9 @@ class QuotaExceeded(Exception):
 class QueueUnavailable(Exception):
     """The broker refused the process's tasks; nothing was recorded."""
 
+    def __init__(self) -> None:
+        super().__init__("The task queue's broker is unreachable; nothing was started. Try again later.")
+
 
 @dataclass(frozen=True)
 class Senders:
@@ -139,7 +142,7 @@ def start(
         except BrokerError as exc:
             log.error("Could not queue bulk process %s: %s", process_id, exc)
             _discard(process_id)
-            raise QueueUnavailable(process_id) from exc
+            raise QueueUnavailable() from exc
         except BaseException:
             _discard(process_id)
             raise

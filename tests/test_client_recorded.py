@@ -544,6 +544,16 @@ def test_cli_forbidden_exits_2_and_server_error_exits_1(replay, run_cli):
     assert json.loads(result.stdout)["error"]["message"] == "Token has expired."
 
 
+def test_cli_never_prints_an_html_error_page(replay, run_cli):
+    replay.answer("GET", COURSES, "service_unavailable")  # a proxy's HTML page, three times
+
+    result = run_cli("courses")
+
+    assert result.exit_code == 1
+    assert "HTTP 503 Service Unavailable: the server answered an HTML page" in result.output
+    assert "<" not in result.output and "No server is available" not in result.output
+
+
 def test_cli_without_settings_is_a_usage_error(run_cli):
     result = run_cli("courses", EXPORTBULK_LMS_URL="")
     assert result.exit_code == 2
@@ -611,9 +621,10 @@ def test_cli_check(replay, run_cli):
     replay.answer("GET", UPLOAD + "/status/list", "upload_status_list")
     replay.answer("GET", "/api/courses/v0/backup/status/list", "backup_status_list")
     replay.answer("GET", "/api/courses/v0/restore/status/list", "restore_status_list")
+    replay.answer("GET", "/api/courses/v0/storage/check", "storage_check")
     result = run_cli("check")
     assert result.exit_code == 0, result.output
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["ok"] * 6
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["ok"] * 7
     replay.answer("POST", TOKEN, "token_invalid_client")
     failed = run_cli("check", "--json")
     assert failed.exit_code == 2

@@ -49,7 +49,7 @@ def connections_by_process(database: str) -> dict[str, int]:
 
 
 class ConnectionWatch:
-    """The most connections each process held, sampled every 50 ms while the block runs."""
+    """The most connections each process held, sampled every 0.2 s while the block runs."""
 
     def __init__(self, database: str):
         self.database, self.most = database, collections.Counter()
@@ -57,7 +57,7 @@ class ConnectionWatch:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(0.2):
             for process, count in connections_by_process(self.database).items():
                 self.most[process] = max(self.most[process], count)
 
@@ -161,3 +161,34 @@ def test_a_process_settled_at_submission_has_ended_when_answered(live):
 
     status = client.process(process_id)  # at once: no worker ever had anything to do
     assert (status["status"], status["failedCount"]) == ("Failed", 1) and status["report"]
+
+
+def test_with_the_broker_down_a_token_is_given_and_work_is_refused_in_json(live):
+    from click.testing import CliRunner
+
+    from tests.conftest import CLIENT_ID, CLIENT_SECRET
+    from tutor_exportbulk.cli import standalone_cli
+
+    live.redis.stop()  # the broker, and the cache of failed sign-ins
+    try:
+        client = live.client()
+        assert client.access_token()  # a fresh token: no broker needed
+        with pytest.raises(OpenedxAPIError) as refused:
+            client.export_courses(padded_courses(live, 1, 0, "Down"), async_=True)
+        listed = client.export_status_list()["count"]
+        env = {"EXPORTBULK_LMS_URL": live.base_url, "EXPORTBULK_CLIENT_ID": CLIENT_ID,
+               "EXPORTBULK_CLIENT_SECRET": CLIENT_SECRET}  # fmt: skip
+        cli = CliRunner().invoke(
+            standalone_cli, ["export", "course-v1:Down000+Sample+2026", "--async"], env=env
+        )
+    finally:
+        live.redis.start()
+
+    assert refused.value.status_code == 503
+    assert refused.value.body == {
+        "developer_message": "The task queue's broker is unreachable; nothing was started. Try again later.",
+        "error_code": "queue_down",
+    }
+    assert client.export_status_list()["count"] == listed  # nothing recorded
+    assert cli.exit_code != 0 and "503" in cli.output and "broker is unreachable" in cli.output
+    assert "<" not in cli.output

@@ -212,7 +212,12 @@ _CACHE_URL = os.environ.get("EXPORTBULK_CACHE_URL") or (
 )
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
+        {
+            # A Redis outage (the broker's, by default) must not fail a sign-in: see standalone.cache.
+            "BACKEND": "plugin_app.standalone.cache.OutageTolerantRedisCache",
+            "LOCATION": _CACHE_URL,
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
         if _CACHE_URL
         else {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
@@ -220,6 +225,9 @@ CACHES = {
         }
     )
 }
+
+# While the cache is unreachable, sign-ins are not throttled rather than all refused.
+RATELIMIT_FAIL_OPEN = True
 
 LOGGING = {
     "version": 1,

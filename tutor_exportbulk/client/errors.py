@@ -47,10 +47,16 @@ def public_url(url: str) -> str:
 def error_message(response: requests.Response) -> str:
     """The server's own explanation, in whichever shape this API gives it."""
     body = json_or_none(response)
+    status = f"HTTP {response.status_code} {response.reason or ''}".strip()
     if body is None:
         text = response.text.strip()
-        return text[:500] if text else (response.reason or f"HTTP {response.status_code}")
-    return _message_of(body) or response.reason or f"HTTP {response.status_code}"
+        if not text:
+            return status
+        if "html" in response.headers.get("Content-Type", "").lower() or text.startswith("<"):
+            # An error page (the server's, or a proxy's before it): never printed raw.
+            return f"{status}: the server answered an HTML page, not the API's JSON; its logs say why."
+        return text[:500]
+    return _message_of(body) or status
 
 
 def _message_of(body: Any) -> str:

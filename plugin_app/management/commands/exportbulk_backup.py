@@ -72,7 +72,7 @@ class Command(BaseCommand):
                 user, course_ids, options["changed_only"], send=not options["in_process"]
             )
         except (lifecycle.QuotaExceeded, lifecycle.QueueUnavailable) as exc:
-            raise CommandError(str(exc) or "The task queue is unavailable; nothing was started.") from None
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"Backup {process_id}: {len(course_ids)} course(s).")
         if options["in_process"]:
             runners.run_now(process_id)

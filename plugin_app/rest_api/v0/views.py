@@ -123,9 +123,7 @@ class BulkAPIView(APIView):
             response["Retry-After"] = str(exc.retry_after)
             return response
         if isinstance(exc, api.QueueUnavailable):
-            return api_error(
-                503, "The task queue is unavailable; nothing was started. Try again later.", "queue_down"
-            )
+            return api_error(503, str(exc), "queue_down")
         for kind, (status_code, message, code) in _REQUEST_LIMITS.items():
             if isinstance(exc, kind):
                 return api_error(status_code, message, code)
