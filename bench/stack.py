@@ -7,8 +7,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
+from typing import IO, Any
 
 import boto3
 import psutil
@@ -56,15 +58,22 @@ class Stack:
         self.extra_env = env
         self.processes: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen] = []
+        self.logs: list[IO[bytes]] = []
         self.database = f"exportbulk_bench_{uuid.uuid4().hex[:8]}"
         self.bucket = f"bench-{uuid.uuid4().hex[:10]}"
+
+    def log_to(self, name: str) -> dict[str, Any]:
+        """Popen arguments sending a process's output to ``<work>/<name>.log`` (appended: a
+        restarted worker keeps its predecessor's lines), where a crash can be read afterwards."""
+        log = open(self.work / f"{name}.log", "ab")  # noqa: SIM115  (the child holds it; closed with it)
+        self.logs.append(log)
+        return {"stdout": log, "stderr": subprocess.STDOUT}
 
     def start(self) -> None:
         moto_port, port = free_port(), free_port()
         moto = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            **self.log_to("moto"),
         )
         self.processes.append(moto)
         wait_for_port(moto_port, moto)
@@ -115,8 +124,7 @@ class Stack:
             "--workers",
             "1",
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            **self.log_to("server"),
         )
         self.processes.append(self.server)
         wait_for_port(port, self.server)
@@ -125,7 +133,7 @@ class Stack:
 
     def start_worker(self) -> None:
         """One more Celery worker process on the stack's queue."""
-        worker = standalone("worker", env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = standalone("worker", env=self.env, **self.log_to(f"worker-{len(self.workers)}"))
         self.workers.append(worker)
         self.processes.append(worker)
 
@@ -148,6 +156,13 @@ class Stack:
             process.terminate()
             process.wait(20)
         _mariadb(f"DROP DATABASE IF EXISTS {self.database}")
+        for log in self.logs:
+            log.close()
+        if sys.exc_info()[0] is not None:  # stopped by a failure: its logs outlive the work folder
+            kept = Path(tempfile.mkdtemp(prefix="exportbulk-bench-logs-"))
+            for log_file in self.work.glob("*.log"):
+                shutil.copy(log_file, kept)
+            print(f"The server's, workers' and moto's logs of the failed run: {kept}", file=sys.stderr)
 
 
 def _mariadb(sql: str) -> None:

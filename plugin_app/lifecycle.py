@@ -211,10 +211,11 @@ def _send_window(process_id: str) -> None:
         )
         if not batch:
             return
-        # Sent before the cursor commits: a failed send rolls the cursor back.
+        # The cursor is written first (the database may refuse it: then nothing is sent), and
+        # commits once the tasks are sent (a failed send rolls it back).
+        BulkProcess.objects.filter(pk=process.pk).update(dispatched_up_to=batch[-1][1])
         for item_id, _ in batch:
             _send().item(item_id)
-        BulkProcess.objects.filter(pk=process.pk).update(dispatched_up_to=batch[-1][1])
 
 
 def _owner_in_flight(process: BulkProcess) -> int:

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db
 
 API = "/api/courses/v0/"
 TYPO = "course-v1:ExportBulk+Sampel+2026"
+NEW = "course-v1:New+Course+2027"
 # One request of each kind whose every item the server refuses at submission.
 SETTLED = {
     "export: a course-id typo": ("export", "export/", {"courses": [TYPO], "async": True}),
@@ -37,7 +38,7 @@ SETTLED = {
     "restore: a file that was not uploaded": (
         "restore",
         "restore/",
-        {"items": [{"source": "missing.tar.gz", "course_id": "course-v1:New+Course+2027"}]},
+        {"items": [{"source": "missing.tar.gz", "course_id": NEW}]},
     ),
     "restore: a bad target id": (
         "restore",
@@ -250,3 +251,33 @@ def test_a_process_with_a_success_among_failures_completes(
     result = status(client, process_id)
     assert (result["status"], result["successCount"], result["failedCount"]) == ("Completed", 1, 1)
     assert "error" not in result and result["report"]
+
+
+# A request that answers 5xx ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["export", "restore"])
+def test_a_request_that_fails_after_recording_its_process_leaves_none_behind(
+    kind, client_for, staff, sample_course, local_storage, monkeypatch
+):
+    from django.db import OperationalError
+
+    def locked(process_id: str) -> None:  # as SQLite answered when a worker held the write lock
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(lifecycle, "dispatch", locked)
+    path, body = {
+        "export": ("export/", {"courses": [SAMPLE_COURSE_ID], "async": True}),
+        "restore": ("restore/", {"items": [{"source": f"{SAMPLE_COURSE_ID}.tar.gz", "course_id": NEW}]}),
+    }[kind]
+    if kind == "restore":
+        from opaque_keys.edx.keys import CourseKey
+
+        from plugin_app.export import export_course
+
+        export_course(CourseKey.from_string(SAMPLE_COURSE_ID))
+
+    answer = client_for(staff).post(API + path, body, format="json")
+
+    assert answer.status_code == 500
+    assert not BulkProcess.objects.exists()  # a retry starts afresh, not on "course exists"

@@ -102,6 +102,9 @@ def test_polls_uploads_and_cancels_while_two_workers_are_saturated(live, tmp_pat
     from tests.faults import Fault
 
     client = live.client()
+    pollers = [live.client(timeout=120) for _ in range(8)]  # a token each before the load
+    for poller in pollers:
+        poller.access_token()
     log_start = (live.root / "server.log").stat().st_size
     # Every upload part waits 2 s in the S3 proxy: each course of the export holds its worker.
     live.s3_proxy.rule = lambda method, query: Fault(delay=2.0) if "partNumber" in query else None
@@ -110,8 +113,7 @@ def test_polls_uploads_and_cancels_while_two_workers_are_saturated(live, tmp_pat
         big = client.export_courses(padded_courses(live, 16, 9, "Busy"), async_=True)["processId"]
         with ConnectionWatch(live.database) as watch:
 
-            def poll(_n: int) -> None:
-                own = live.client()
+            def poll(own) -> None:
                 for _ in range(10):
                     try:
                         own.process(big)
@@ -120,7 +122,7 @@ def test_polls_uploads_and_cancels_while_two_workers_are_saturated(live, tmp_pat
                         failures.append(str(error))
 
             with ThreadPoolExecutor(8) as pool:
-                polling = pool.map(poll, range(8))
+                polling = pool.map(poll, pollers)
                 uploads = [
                     live.start_upload(tmp_path / f"up{n}", 20, f"Busy {n} / Sub / Unit") for n in range(2)
                 ]
@@ -192,3 +194,91 @@ def test_with_the_broker_down_a_token_is_given_and_work_is_refused_in_json(live)
     assert client.export_status_list()["count"] == listed  # nothing recorded
     assert cli.exit_code != 0 and "503" in cli.output and "broker is unreachable" in cli.output
     assert "<" not in cli.output
+
+
+@pytest.fixture
+def sqlite_stack(tmp_path):
+    """The README's worker recipe on the default SQLite database: ``serve`` and ``worker`` on one
+    EXPORTBULK_HOME, a Redis of their own, local storage; yields the server's URL and home."""
+    import subprocess
+    import sys
+
+    from plugin_app.standalone.processes import free_port, wait_for_port
+    from tests.conftest import CLIENT_ID, CLIENT_SECRET, Redis
+
+    redis = Redis(tmp_path / "redis")
+    redis.start()
+    home, port = tmp_path / "home", free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("EXPORTBULK_", "AWS_"))}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    # Many processes at once by one client: the quota has its own tests.
+    env.update(
+        EXPORTBULK_HOME=str(home), CELERY_BROKER_URL=redis.url, EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER="100"
+    )
+    command = [sys.executable, "-m", "plugin_app.standalone"]
+    subprocess.run(
+        [*command, "provision", "--username", "u", "--email", "u@example.com", "--client-id", CLIENT_ID,
+         "--client-secret", CLIENT_SECRET],
+        env=env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            [*command, *args],
+            env=env,
+            stdout=open(tmp_path / f"{args[0]}.log", "w"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for args in (["serve", "--port", str(port), "--workers", "2"], ["worker", "--concurrency", "2"])
+    ]
+    try:
+        wait_for_port(port, processes[0])
+        yield f"http://127.0.0.1:{port}", home, tmp_path
+    finally:
+        for process in processes:
+            os.killpg(process.pid, 15)
+        for process in processes:
+            process.wait(20)
+        redis.stop()
+
+
+def test_the_worker_recipe_on_sqlite_answers_no_5xx_and_leaves_no_failed_request_behind(sqlite_stack):
+    import shutil
+
+    from plugin_app.standalone.cli import SAMPLE_COURSES
+    from tests.conftest import CLIENT_ID, CLIENT_SECRET
+    from tutor_exportbulk.client import OpenedxRESTAPIClient
+
+    base_url, home, logs = sqlite_stack
+    courses = []
+    for n in range(8):
+        org = f"Lite{n}"
+        shutil.copytree(SAMPLE_COURSES / "sample", home / "courses" / org)
+        pointer = home / "courses" / org / "course.xml"
+        pointer.write_text(pointer.read_text().replace('org="ExportBulk"', f'org="{org}"'))
+        courses.append(f"course-v1:{org}+Sample+2026")
+    errors: list[str] = []
+    accepted: list[str] = []
+    OpenedxRESTAPIClient(base_url, CLIENT_ID, CLIENT_SECRET).export_courses(courses)  # in the server
+
+    def session(n: int) -> None:
+        client = OpenedxRESTAPIClient(base_url, CLIENT_ID, CLIENT_SECRET, max_tries=1)
+        for round_ in range(3):
+            try:
+                accepted.append(client.export_courses(courses, async_=True)["processId"])
+                source, target = f"{courses[n]}.tar.gz", f"course-v1:New{n}+Sample+R{round_}"
+                accepted.append(client.restore([{"source": source, "course_id": target}])["processId"])
+                client.process_list("export")
+            except OpenedxAPIError as error:
+                errors.append(f"{n}.{round_}: {error}")
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(session, range(6)))
+
+    client = OpenedxRESTAPIClient(base_url, CLIENT_ID, CLIENT_SECRET)
+    ended = [list(client.wait(p, None, interval=0.2, timeout=300))[-1]["status"] for p in accepted]
+    assert errors == []
+    assert len(accepted) == 36 and set(ended) == {"Completed"}
+    recorded = client.process_list("export")["count"] + client.process_list("restore")["count"]
+    assert recorded == len(accepted) + 1  # and the first, synchronous export
+    assert "database is locked" not in (logs / "serve.log").read_text() + (logs / "worker.log").read_text()

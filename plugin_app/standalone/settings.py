@@ -89,7 +89,18 @@ def database(url: str) -> dict[str, Any]:
     """A Django DATABASES entry from ``sqlite:///path`` or ``mysql://user:pw@host:port/name``."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parsed.path) or ":memory:"}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": unquote(parsed.path) or ":memory:",
+            # The server and a worker write the same file: readers never wait for a writer (WAL),
+            # a transaction takes the write lock when it begins (a read upgraded to a write would
+            # fail at once, "database is locked"), and a writer waits its turn for up to 30 s.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
     if parsed.scheme == "mysql":
         import pymysql
 
