@@ -94,6 +94,7 @@ def test_waves_of_concurrent_calls_leave_the_servers_connections_bounded(live):
             servers = {process: count for process, count in after.items() if process.startswith("server")}
             assert all(count <= SERVER_BOUND for count in servers.values()), after
 
+    print("most connections per process:", dict(watch.most))
     assert watch.most, "no connection was seen: the count does not measure anything"
     assert not watch.over_bounds(), dict(watch.most)
 
@@ -133,6 +134,7 @@ def test_polls_uploads_and_cancels_while_two_workers_are_saturated(live, tmp_pat
     finally:
         live.s3_proxy.rule = None
 
+    print("most connections per process:", dict(watch.most))
     assert failures == []
     assert canceled["processId"] == uploads[1] and canceled_big["processId"] == big
     assert [status["status"] for status in ended] == ["Canceled", "Completed"]
