@@ -30,6 +30,19 @@ PERMISSION_OF_KIND = {
 }
 
 
+def write_refusal(process: BulkProcess, course_id: str) -> str:
+    """PERMISSION_WITHDRAWN when the process's owner may no longer do to the course what the
+    process does (a kind's ``refusal``), else ""."""
+    try:
+        course_key = CourseKey.from_string(course_id)
+    except InvalidKeyError:
+        return ""  # failed at request time
+    permission = PERMISSION_OF_KIND[ProcessKind(process.kind)]
+    return (
+        "" if get_backend().has_write_access(process.owner, course_key, permission) else PERMISSION_WITHDRAWN
+    )
+
+
 def refused_courses(user: User, process_id: str) -> set[str]:
     """The courses of the process that the user may no longer author."""
     backend = get_backend()

@@ -36,7 +36,7 @@ from django.utils import timezone
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import kinds, lifecycle, runners, storage
+from plugin_app import access, kinds, lifecycle, runners, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseNotFound
 from plugin_app.backup_index import PREFIX, STAMP_FORMAT, reconcile_if_reachable
@@ -124,7 +124,8 @@ def plan_unchanged(process: BulkProcess) -> None:
         return
     pending = {item.course_id: item.id for item in process.items.filter(status=ItemStatus.PENDING)}
     with held_all(list(pending), f"{process.process_id.hex}:plan") as courses:
-        newest = _newest_complete(courses)
+        # Only the run's own courses, however the database compares their ids.
+        newest = {c: v for c, v in _newest_complete(courses).items() if c in pending}
         stored = storage.existing([version.name for version in newest.values()])
         outcomes = {
             pending[course_id]: ItemOutcome(ItemStatus.SUCCESS, _described(version, UNCHANGED))
@@ -255,7 +256,7 @@ def _backup_held(
     moment = timezone.now()
     version = BackupVersion.objects.create(
         course=course,
-        name=version_name(course.course_id, moment),
+        name=version_name(str(course_key), moment),  # the item's own key, not the record's
         created=moment,
         process_id=process_id,
         fingerprint=fingerprint,
@@ -390,5 +391,10 @@ def prune(course_id: str, process_id: str, holder: str) -> None:
 
 
 SPEC = kinds.KindSpec(
-    ProcessKind.BACKUP, run_item, before_finish=finish_run, present_item=present_item, plan=plan_unchanged
+    ProcessKind.BACKUP,
+    run_item,
+    before_finish=finish_run,
+    present_item=present_item,
+    plan=plan_unchanged,
+    refusal=access.write_refusal,
 )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import kinds, lifecycle, runners, storage
+from plugin_app import access, kinds, lifecycle, runners, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CoursePermission
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
@@ -81,4 +81,4 @@ def export_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     return ItemOutcome(ItemStatus.SUCCESS, {"object": name})
 
 
-SPEC = kinds.KindSpec(ProcessKind.EXPORT, export_item)
+SPEC = kinds.KindSpec(ProcessKind.EXPORT, export_item, refusal=access.write_refusal)

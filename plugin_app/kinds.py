@@ -41,6 +41,10 @@ class KindSpec:
     # Fan-out kinds whose items are heavy (a restore unpacks a tarball): how many items of the kind
     # one user may have in the workers at once, all their processes together.
     per_user_in_flight: Callable[[], int] | None = None
+    # Why the owner may no longer run an item of this course (a sentence), or "": asked when a
+    # worker claims an item, and for each batch of a sequential kind, since access may have been
+    # withdrawn while the work waited in the queue.
+    refusal: Callable[[BulkProcess, str], str] | None = None
 
 
 KINDS: dict[str, KindSpec] = {}

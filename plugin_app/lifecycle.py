@@ -50,6 +50,7 @@ _STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
 RETRY_AFTER_SECONDS = 30
 UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
 EVERY_ITEM_FAILED = "Every item failed; see each one's reason."
+GAVE_UP = "Given up after {} attempts: the item failed or its worker died each time."
 
 
 class QuotaExceeded(Exception):
@@ -281,7 +282,21 @@ def _claimable(takeover: bool) -> Q:
 
 
 def claim_items(item_ids: list[int], takeover: bool = False) -> list[BulkItem]:
-    """Claim those of the items that are free, in one UPDATE; the ones claimed, with their process."""
+    """Claim those of the items that are free, in one UPDATE; the ones claimed, with their process.
+
+    Free items already claimed ``EXPORTBULK_MAX_ITEM_ATTEMPTS`` times fail instead: the count is
+    the database's, so that no redelivery by the broker (nor a retry count it resets) runs an
+    item for ever.
+    """
+    limit = settings.EXPORTBULK_MAX_ITEM_ATTEMPTS
+    if limit:
+        exhausted = BulkItem.objects.filter(_claimable(takeover), id__in=item_ids, attempts__gte=limit)
+        exhausted.update(
+            status=ItemStatus.FAILED,
+            error=GAVE_UP.format(limit),
+            finished_at=timezone.now(),
+            lease_expires=None,
+        )
     claimed = BulkItem.objects.filter(_claimable(takeover), id__in=item_ids).update(
         status=ItemStatus.RUNNING, lease_expires=expiry(), attempts=F("attempts") + 1
     )

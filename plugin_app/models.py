@@ -7,15 +7,41 @@ API answers always agrees with the report.
 
 import enum
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from plugin_app.data import ItemStatus, ProcessKind, ProcessStatus, UploadMode
 
 
 def _choices(enum_cls: type[enum.Enum]) -> list[tuple[str, str]]:
     return [(member.value, member.value) for member in enum_cls]
+
+
+if TYPE_CHECKING:
+    _CharField = models.CharField[str, str]
+else:
+    _CharField = models.CharField
+
+
+class CaseSensitiveCharField(_CharField):
+    """A CharField that compares byte for byte on every database, for course keys (which are
+    case-sensitive: ``course-v1:A+B+C`` and ``course-v1:a+b+c`` are two courses).
+
+    SQLite and PostgreSQL compare exactly by default; MySQL's and MariaDB's default collations
+    (``utf8mb4_general_ci``, ...) do not, so there the column gets a binary collation. Kept in the
+    field, not in a MySQL-only RunSQL, so that the migration is the same on every database and a
+    later AlterField of the column keeps it. ``utf8mb4_bin`` brings its character set along
+    whatever the table's is.
+    """
+
+    def db_parameters(self, connection: BaseDatabaseWrapper) -> dict[str, Any]:
+        params = super().db_parameters(connection)
+        if connection.vendor == "mysql":
+            params["collation"] = "utf8mb4_bin"
+        return params
 
 
 class BulkProcess(models.Model):
@@ -60,7 +86,7 @@ class BulkItem(models.Model):
     process = models.ForeignKey(BulkProcess, on_delete=models.CASCADE, related_name="items")
     # Export: position of the course in the request; upload: the row's spreadsheet line.
     position = models.PositiveIntegerField()
-    course_id = models.CharField(max_length=255)
+    course_id = CaseSensitiveCharField(max_length=255)
     # The manifest row as sent (upload only), so the report can repeat it.
     data = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=_choices(ItemStatus), default=ItemStatus.PENDING)
@@ -91,7 +117,7 @@ class BackupCourse(models.Model):
     backing up or pruning the same course at once; a holder that died loses it when it expires.
     """
 
-    course_id = models.CharField(max_length=255, unique=True)
+    course_id = CaseSensitiveCharField(max_length=255, unique=True)
     held_by = models.CharField(max_length=64, blank=True)
     lease_expires = models.DateTimeField(null=True, blank=True)
     last_failure = models.DateTimeField(null=True, blank=True)
@@ -106,7 +132,7 @@ class BackupVersion(models.Model):
     until its upload completed), marked deleted by the run whose retention removed it."""
 
     course = models.ForeignKey(BackupCourse, on_delete=models.CASCADE, related_name="versions")
-    name = models.CharField(max_length=512, unique=True)  # storage name, below the key prefix
+    name = CaseSensitiveCharField(max_length=512, unique=True)  # storage name, below the key prefix
     created = models.DateTimeField()  # the UTC time in its name
     process_id = models.CharField(max_length=32)  # the run that wrote it
     fingerprint = models.CharField(max_length=128)

@@ -3,9 +3,11 @@ Restoring courses from tarballs: the ``restore`` process kind.
 
 At request time each item's target is checked (valid key, the caller may write it or create it)
 and its source resolved to one storage object; refused items fail at once, and a caller who may
-not write a course learns nothing of whether it exists. Each item then runs in a worker: the
-tarball is unpacked with every check (``tarball_checks``), existing courses need ``overwrite``,
-and only when nothing was found does the backend apply it. A dry run stops before that.
+not write a course learns nothing of whether it exists. Each item then runs in a worker, which
+checks the owner's access again (it may have been withdrawn while the item waited): the tarball
+is unpacked with every check (``tarball_checks``), olxcleaner looks at it within its limits
+(``olx_validation``), existing courses need ``overwrite``, and only when nothing was found does
+the backend apply it. A dry run stops before that; a cancel stops it between these phases.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -26,21 +28,26 @@ from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 from opaque_keys.edx.locator import CourseLocator
 
-from plugin_app import kinds, lifecycle, storage
+from plugin_app import kinds, lifecycle, olx_validation, runners, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseBackend, CoursePermission, RestoreRefused
 from plugin_app.course_holds import held
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
 from plugin_app.models import BulkItem, BulkProcess
-from plugin_app.tarball_checks import blocking_findings, unpack
+from plugin_app.olx_validation import LEVELS, MAX_FINDINGS, Validation, capped, validate
+from plugin_app.tarball_checks import unpack
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 PERMISSION_DENIED = "Permission denied: you may not write this course, nor create it."
-RESTORED, WOULD_RESTORE, FAILED = "restored", "would restore", "failed"
+PERMISSION_WITHDRAWN = "Permission denied: you may no longer write this course, nor create it."
+RESTORED, WOULD_RESTORE, FAILED, CANCELED = "restored", "would restore", "failed", "canceled"
 BACKUP_RUNNING = "A backup of this course is running: restore it again once that backup has ended."
 BACKUP_PREFIX = "backup:"
+# A reason lists an item's problems; a hostile tarball's are capped where they are found, this
+# bounds the status of rows stored before.
+_MAX_REASON_CHARS = 1000
 # Backup versions are named by their UTC time, "20261123T193000.123456Z" (the fraction optional).
 _TIMESTAMP = r"\d{8}T\d{6}(?:\.\d{1,6})?Z"
 
@@ -235,25 +242,34 @@ def _remove(names: Iterable[str]) -> None:
 
 @dataclass
 class Restored:
-    """What one item's run found and did."""
+    """What one item's run found and did; ``findings_total`` counts those not kept too."""
 
     outcome: str
     error: str = ""
     findings: list[dict[str, Any]] | None = None
+    findings_total: int = 0
 
 
 def restore_one(
-    item_id: str, course_id: str, object_name: str, user: User, options: dict[str, Any], existed: bool = True
+    item_id: str,
+    course_id: str,
+    object_name: str,
+    user: User,
+    options: dict[str, Any],
+    existed: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Restored:
     """Unpack, check and (unless a dry run) apply one tarball. Storage errors other than a missing
     object propagate, for the caller to retry. ``existed``: whether the course existed when the
-    request's permissions were checked."""
+    request's permissions were checked. ``should_stop`` (a cancel) is asked between phases."""
     backend = get_backend()
     key = target_key(course_id)
     assert key is not None  # checked at request time
     if backend.restored_before(key, item_id):  # an earlier attempt died after its swap
         return Restored(RESTORED, findings=[])
-    dry_run = bool(options.get("dry_run"))
+    if not may_write(backend, user, key):  # withdrawn since the request
+        return Restored(FAILED, PERMISSION_WITHDRAWN)
+    stopped = should_stop or (lambda: False)
     workspace = backend.restore_workspace(item_id)
     try:
         try:
@@ -261,33 +277,55 @@ def restore_one(
                 unpacked = unpack(stream, workspace)
         except FileNotFoundError:
             return Restored(FAILED, "Source not found: the object is not in the bucket (any more).")
-        problems = list(unpacked.problems)
-        blocking = blocking_findings(unpacked.findings)
-        if blocking:
-            level = settings.EXPORTBULK_RESTORE_BLOCKING_LEVEL.upper()
-            problems.append(f"olxcleaner found {len(blocking)} problem(s) at or above {level}.")
-        exists = backend.course_exists(key)
-        if exists and not existed and not backend.has_write_access(user, key, CoursePermission.IMPORT):
-            return Restored(FAILED, PERMISSION_DENIED)  # created by someone else since the request
-        if exists and not options.get("overwrite"):
-            problems.append("The course exists: set overwrite to replace it.")
-        if problems:
-            return Restored(FAILED, " ".join(problems), unpacked.findings)
-        if dry_run:
-            return Restored(WOULD_RESTORE, findings=unpacked.findings)
+        if stopped():
+            return Restored(CANCELED, "Canceled before the course was checked.")
+        # olxcleaner never sees a tarball the checks refused.
+        checked = validate(unpacked.course_dir, should_stop) if unpacked.course_dir else Validation()
+        done = _decided(backend, user, key, existed, options, unpacked.problems, checked)
+        if done.outcome != RESTORED or options.get("dry_run"):
+            return done
+        if stopped():
+            return Restored(CANCELED, "Canceled before the course was written.")
+        assert unpacked.course_dir is not None  # no problem found
         source_key = CourseLocator(unpacked.org, unpacked.number, unpacked.run)
-        assert unpacked.course_dir is not None
         # Held as a backup holds it: no backup captures the course half-imported.
         with held(str(key), f"restore:{item_id}") as hold:
             if hold is None:
-                return Restored(FAILED, BACKUP_RUNNING, unpacked.findings)
+                return Restored(FAILED, BACKUP_RUNNING, done.findings, done.findings_total)
             try:
                 backend.restore_course(key, unpacked.course_dir, source_key, user, item_id)
-            except RestoreRefused as exc:
-                return Restored(FAILED, str(exc), unpacked.findings)
-        return Restored(RESTORED, findings=unpacked.findings)
+            except RestoreRefused as refused:
+                return Restored(FAILED, str(refused), done.findings, done.findings_total)
+        return done
     finally:
         backend.discard_workspace(item_id)
+
+
+def _decided(
+    backend: CourseBackend,
+    user: User,
+    key: CourseLocator,
+    existed: bool,
+    options: dict[str, Any],
+    found: list[str],
+    checked: Validation,
+) -> Restored:
+    """What an unpacked tarball comes to, with the problems its checks ``found`` and what
+    olxcleaner said (RESTORED: go ahead); every problem is reported together."""
+    if checked.problem == olx_validation.CANCELED:
+        return Restored(CANCELED, checked.problem)
+    problems = [*found, checked.problem] if checked.problem else list(found)
+    level = (settings.EXPORTBULK_RESTORE_BLOCKING_LEVEL or "").upper()
+    blocking = checked.at_or_above(level) if level in LEVELS else 0
+    if blocking:
+        problems.append(f"olxcleaner found {blocking} problem(s) at or above {level}.")
+    exists = backend.course_exists(key)
+    if exists and not existed and not backend.has_write_access(user, key, CoursePermission.IMPORT):
+        return Restored(FAILED, PERMISSION_DENIED)  # created by someone else since the request
+    if exists and not options.get("overwrite"):
+        problems.append("The course exists: set overwrite to replace it.")
+    outcome = FAILED if problems else WOULD_RESTORE if options.get("dry_run") else RESTORED
+    return Restored(outcome, " ".join(problems), checked.findings, checked.total)
 
 
 # The process kind -----------------------------------------------------------------------------
@@ -298,11 +336,18 @@ def run_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     token = f"{process.process_id.hex}-{item.position}"
     data, options = item.data, process.options or {}
     done = restore_one(
-        token, item.course_id, data["object"], process.owner, options, data.get("existed", True)
+        token,
+        item.course_id,
+        data["object"],
+        process.owner,
+        options,
+        data.get("existed", True),
+        runners.cancel_check(process),
     )
-    result = {"outcome": done.outcome, "findings": done.findings or []}
-    if done.outcome == FAILED:
-        return ItemOutcome(ItemStatus.FAILED, result, done.error)
+    result = {"outcome": done.outcome, "findings": done.findings or [], "findings_total": done.findings_total}
+    if done.outcome in (FAILED, CANCELED):
+        status = ItemStatus.FAILED if done.outcome == FAILED else ItemStatus.CANCELED
+        return ItemOutcome(status, result, done.error)
     return ItemOutcome(ItemStatus.SUCCESS, result)
 
 
@@ -311,12 +356,15 @@ def present_item(item: BulkItem, ended: bool) -> dict[str, Any]:
     status = {ItemStatus.SUCCESS: item.result.get("outcome"), ItemStatus.FAILED: FAILED}.get(
         ItemStatus(item.status), str(item.status)
     )
+    findings = item.result.get("findings", [])
     return {
         "course_id": item.course_id,
         "source": item.data.get("source", ""),
         "status": status,
-        "reason": item.error,
-        "findings": item.result.get("findings", []),
+        "reason": item.error[:_MAX_REASON_CHARS],
+        # Capped again: rows stored before the caps existed may hold thousands.
+        "findings": capped(findings[:MAX_FINDINGS]),
+        "findings_total": item.result.get("findings_total", len(findings)),
     }
 
 
@@ -324,7 +372,7 @@ def report_rows(process: BulkProcess) -> tuple[list[str], list[list[str]]]:
     rows = [present_item(item, True) for item in process.items.order_by("position")]
     header = ["course_id", "source", "status", "reason", "findings"]
     return header, [
-        [r["course_id"], r["source"], r["status"], r["reason"], str(len(r["findings"]))] for r in rows
+        [r["course_id"], r["source"], r["status"], r["reason"], str(r["findings_total"])] for r in rows
     ]
 
 

@@ -54,6 +54,12 @@ def outcome_of(spec: KindSpec, item: BulkItem) -> ItemOutcome:
         return ItemOutcome(ItemStatus.FAILED, error=UNEXPECTED)
 
 
+def _refused(spec: KindSpec, process: BulkProcess, course_id: str) -> ItemOutcome | None:
+    """A failed outcome when the owner may no longer run the course's items, else None."""
+    reason = spec.refusal(process, course_id) if spec.refusal else ""
+    return ItemOutcome(ItemStatus.FAILED, error=reason) if reason else None
+
+
 def _release(items: list[BulkItem]) -> None:
     """Give items back (a transient error: their task runs again); best effort, leases expire anyway."""
     with contextlib.suppress(DatabaseError, InterfaceError):
@@ -81,13 +87,15 @@ def work_on_item(item_id: int) -> None:
         if row["status"] == ItemStatus.RUNNING:
             left = (row["lease_expires"] - timezone.now()).total_seconds() if row["lease_expires"] else 0
             raise ProcessBusy(row["process__process_id"].hex, max(1, int(left) + 1))
-        maybe_finish(row["process__process_id"].hex)  # a late delivery: make sure the process ends
+        # A late delivery, or an item given up: the window moves on, and the process ends if done.
+        send_items(row["process__process_id"].hex)
         return
     held = BulkItem.objects.filter(id=item.id, status=ItemStatus.RUNNING, attempts=item.attempts)
+    spec = KINDS[item.process.kind]
     _watched.on = True
     try:
         with renewing(held):
-            outcome = outcome_of(KINDS[item.process.kind], item)
+            outcome = _refused(spec, item.process, item.course_id) or outcome_of(spec, item)
     except TRANSIENT_ERRORS:
         _release([item])
         raise
@@ -112,7 +120,8 @@ def run_process(process_id: str) -> bool:
 def plan(process_id: str) -> None:
     """Let the kind settle what it can of the process in bulk (``KindSpec.plan``), under its lease.
 
-    A plan only saves work: when the database or the bucket fails it, every item runs as usual.
+    A plan only saves work: whatever fails it (the database, the bucket, a bug), every item runs
+    as usual.
     """
     spec = spec_of(process_id)
     if spec.plan:
@@ -120,8 +129,8 @@ def plan(process_id: str) -> None:
             if process is not None and not process.canceled_at:
                 try:
                     spec.plan(process)
-                except TRANSIENT_ERRORS as exc:
-                    log.warning("Bulk process %s runs every item: its plan failed: %r", process_id, exc)
+                except Exception:  # pylint: disable=broad-except
+                    log.exception("Bulk process %s runs every item: its plan failed", process_id)
 
 
 def run_sequential(process_id: str, time_slice: float | None = SLICE_SECONDS) -> bool:
@@ -173,8 +182,12 @@ def _run_batch(spec: KindSpec, process: BulkProcess, batch: list[BulkItem]) -> N
         item.process = process  # the run's process, whose session the kind may have opened
     outcomes = []
     try:
-        with spec.batch(process, batch[0].course_id) if spec.batch else _nothing():
-            outcomes = [outcome_of(spec, item) for item in claimed]
+        refused = _refused(spec, process, batch[0].course_id)
+        if refused:
+            outcomes = [refused] * len(claimed)
+        else:
+            with spec.batch(process, batch[0].course_id) if spec.batch else _nothing():
+                outcomes = [outcome_of(spec, item) for item in claimed]
     except TRANSIENT_ERRORS:
         _release(claimed)
         raise

@@ -8,8 +8,7 @@ decompressed (tar headers lie), and the pass stops as soon as a limit is crossed
 (XML, HTML, JSON, CSV: what is parsed or rewritten; ``static/`` keeps its bytes) larger than
 ``EXPORTBULK_RESTORE_MAX_TEXT_FILE_BYTES`` is refused before a byte of it is written. Then what
 the platform reads is checked (``olx_checks``: XML, paths that leave the course, course.xml,
-policies), and only a tree that passes is shown to olxcleaner (as Studio's import runs it,
-``cms/djangoapps/contentstore/tasks.py`` ``validate_course_olx``) for its findings.
+policies); only a tree that passes is shown to olxcleaner (``olx_validation``).
 Problems are collected, not raised, so that an item reports all of them together.
 """
 
@@ -20,7 +19,7 @@ import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from django.conf import settings
 from isal import igzip
@@ -36,7 +35,6 @@ _CHUNK = 1024 * 1024
 _RATIO_FLOOR = 16 * 1024 * 1024
 # Problems listed per item; a hostile tarball can have thousands.
 _MAX_PROBLEMS = 20
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class _Refused(Exception):
@@ -52,7 +50,6 @@ class Unpacked:
     number: str = ""
     run: str = ""
     problems: list[str] = field(default_factory=list)
-    findings: list[dict[str, Any]] = field(default_factory=list)
 
     def refuse(self, problem: str) -> None:
         if len(self.problems) < _MAX_PROBLEMS:
@@ -159,7 +156,6 @@ def unpack(stream: BinaryIO, dest: Path) -> Unpacked:
         key = identity.key
         result.org, result.number, result.run = key.org or "", key.course or "", key.run or ""
         result.course_dir = course_dir
-        result.findings = olx_findings(course_dir)
     return result
 
 
@@ -218,27 +214,3 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -
     with os.fdopen(fd, "wb") as out:
         while chunk := data.read(_CHUNK):
             out.write(chunk)
-
-
-def olx_findings(course_dir: Path) -> list[dict[str, Any]]:
-    """olxcleaner's findings on an OLX course, as Studio's import asks for them, file names relative."""
-    import olxcleaner
-
-    _course, errorstore, _url_names = olxcleaner.validate(str(course_dir), steps=8)
-    findings = []
-    for error in errorstore.errors:
-        filename = str(error.filename or "")
-        if filename.startswith(str(course_dir)):
-            filename = os.path.relpath(filename, course_dir)
-        findings.append(
-            {"level": error.level, "name": error.name, "file": filename, "message": error.description}
-        )
-    return sorted(findings, key=lambda f: (-_LEVELS.index(f["level"]), f["file"], f["name"]))
-
-
-def blocking_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The findings at or above ``EXPORTBULK_RESTORE_BLOCKING_LEVEL`` (none when it is empty)."""
-    level = (settings.EXPORTBULK_RESTORE_BLOCKING_LEVEL or "").upper()
-    if level not in _LEVELS:
-        return []
-    return [f for f in findings if _LEVELS.index(f["level"]) >= _LEVELS.index(level)]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import kinds, lifecycle, storage
+from plugin_app import access, kinds, lifecycle, storage
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CourseNotFound, CoursePermission, UnitNotFound
 from plugin_app.content_zip import check_zip
@@ -131,4 +131,11 @@ def upload_row(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     return ItemOutcome(ItemStatus.SUCCESS, result)
 
 
-SPEC = kinds.KindSpec(ProcessKind.UPLOAD, upload_row, fan_out=False, session=_session, batch=_batch)
+SPEC = kinds.KindSpec(
+    ProcessKind.UPLOAD,
+    upload_row,
+    fan_out=False,
+    session=_session,
+    batch=_batch,
+    refusal=access.write_refusal,
+)

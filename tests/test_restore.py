@@ -21,7 +21,8 @@ from opaque_keys.edx.keys import CourseKey
 
 from plugin_app import restores, storage
 from plugin_app.export import export_course
-from plugin_app.tarball_checks import olx_findings, unpack
+from plugin_app.olx_validation import validate
+from plugin_app.tarball_checks import unpack
 from tests.builders import SAMPLE_COURSE_ID
 from tests.conftest import shared_courses
 from tests.tarballs import course_tarball, hostile_tarballs
@@ -117,7 +118,7 @@ def _run_ph(match: re.Match) -> str:
 
 
 def error_count(course_dir: Path) -> int:
-    return sum(1 for f in olx_findings(course_dir) if f["level"] == "ERROR")
+    return validate(course_dir).counts.get("ERROR", 0)
 
 
 # Round trips ----------------------------------------------------------------------------------

@@ -157,7 +157,10 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
             return False
         if user.is_staff:
             return True
-        return Group.objects.filter(user=user, name=author_group_name(course_key)).exists()
+        name = author_group_name(course_key)
+        # Compared here too: MySQL's default collations match names whatever their case, and
+        # course keys are case-sensitive (the group of course-v1:a+b+c is not course-v1:A+B+C's).
+        return name in Group.objects.filter(user=user, name=name).values_list("name", flat=True)
 
     def can_create_course(self, user: User, course_key: CourseKey) -> bool:
         """Standalone has no course-creator role: staff create courses."""

@@ -64,6 +64,10 @@ DEFAULTS: dict[str, Any] = {
     # olxcleaner findings at or above this level ("WARNING", "ERROR") fail a restore item; empty:
     # findings are reported only (Studio's own exports commonly carry ERROR-level findings).
     "EXPORTBULK_RESTORE_BLOCKING_LEVEL": "",
+    # olxcleaner runs in a child process held to this wall time and address space; a course that
+    # needs more fails its restore item (olxcleaner builds an object per pointer it follows).
+    "EXPORTBULK_RESTORE_VALIDATION_SECONDS": 60,
+    "EXPORTBULK_RESTORE_VALIDATION_MEMORY_BYTES": 512 * 1024**2,
     # Course backend: "modulestore", "olx_directory", or a dotted path; empty picks
     # modulestore inside edx-platform and olx_directory elsewhere.
     "EXPORTBULK_COURSE_BACKEND": "",
@@ -73,6 +77,9 @@ DEFAULTS: dict[str, Any] = {
     # task takes over when the hold has not been renewed for this long (its worker died). Keep it
     # well under the broker's visibility timeout (Redis: one hour by default).
     "EXPORTBULK_LEASE_SECONDS": 60,
+    # An item claimed this many times (counted in the database, whatever the broker redelivers)
+    # fails instead of running again.
+    "EXPORTBULK_MAX_ITEM_ATTEMPTS": 5,
     # Celery queue of the app's tasks (the CMS worker's default queue under Tutor).
     "EXPORTBULK_CELERY_QUEUE": "",
     # Backups: versions kept per course, and their maximum age in days (0: no age limit). The

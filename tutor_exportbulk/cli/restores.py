@@ -41,7 +41,7 @@ def print_restores(console: Console, result: dict[str, Any]) -> None:
             item.get("source"),
             Text(str(item.get("status")), _STYLES.get(str(item.get("status")), "")),
             item.get("reason") or "",
-            len(item.get("findings") or []),
+            item.get("findings_total", len(item.get("findings") or [])),
         )
         for item in items
     ]
