@@ -44,6 +44,22 @@ def big_course_tarball(size: int) -> tuple[bytes, bytes]:
     return course_tarball(lambda tar: _add(tar, "t/static/noise.bin", noise)), noise
 
 
+def fan_out_tarball(width: int = 45) -> bytes:
+    """Under 500 bytes: a chapter pointing ``width`` times at one sequential, which points ``width``
+    times at one vertical, which points ``width`` times at one html (45: 91,125 blocks to build)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        _add(tar, "t/course.xml", b'<course url_name="2026" org="Fan" course="F"/>')
+        _add(tar, "t/course/2026.xml", b'<course display_name="F"><chapter url_name="c"/></course>')
+        for parent, tag, child in (("chapter/c", "chapter", "sequential"), ("sequential/s", "sequential",
+                                   "vertical"), ("vertical/v", "vertical", "html")):  # fmt: skip
+            pointer = f'<{child} url_name="{child[0]}"/>'.encode()
+            _add(tar, f"t/{parent}.xml", f"<{tag}>".encode() + pointer * width + f"</{tag}>".encode())
+        _add(tar, "t/html/h.xml", b'<html filename="h"/>')
+        _add(tar, "t/html/h.html", b"<p>x</p>")
+    return out.getvalue()
+
+
 def tree_tarball(folder: Path, top: str) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
