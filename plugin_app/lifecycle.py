@@ -178,7 +178,7 @@ def dispatch(process_id: str) -> None:
     if current_app.conf.task_always_eager:  # no broker (tests, a standalone server without one)
         _send().here(process_id)
     elif spec.fan_out and not spec.plan:
-        _send_window(process_id)
+        send_items(process_id)  # ends it at once when every item was refused at request time
     else:  # planned in a worker, not in the request that started the process
         _send().process(process_id)
 
