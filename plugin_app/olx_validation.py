@@ -89,12 +89,12 @@ def validate(course_dir: Path, should_stop: Callable[[], bool] | None = None) ->
         "cpu_seconds": seconds,
     }
     with tempfile.TemporaryFile() as out:
+        # -P: the working folder is not on the child's import path (a tarball may hold .py files).
         child = subprocess.Popen(
-            [sys.executable, "-m", "plugin_app.olx_validation", json.dumps(request)],
+            [sys.executable, "-P", "-m", "plugin_app.olx_validation", json.dumps(request)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.DEVNULL,
-            cwd=course_dir,
         )
         problem = _wait(child, seconds, should_stop)
         if problem:

@@ -18,7 +18,7 @@ from plugin_app import lifecycle, restores, runners
 from plugin_app.data import ItemStatus
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.olx_validation import MAX_FINDINGS, MAX_FINDINGS_BYTES
-from tests.tarballs import fan_out_tarball
+from tests.tarballs import _add, course_tarball, fan_out_tarball
 from tests.test_restore import put, run, tree_digest
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +52,22 @@ def test_olxcleaner_over_its_time_fails_the_item_with_the_reason(olx_root, bucke
     assert outcome.outcome == restores.FAILED
     assert "olxcleaner took longer than its 1 seconds" in outcome.error
     assert tree_digest(olx_root) == before
+
+
+def test_python_files_of_a_tarball_are_never_imported_by_the_validator(olx_root, bucket, staff, tmp_path):
+    marker = tmp_path / "imported"
+    code = f"open({str(marker)!r}, 'w').close()\n".encode()
+
+    def python_files(tar):
+        for name in ("json.py", "olxcleaner.py", "resource.py"):
+            _add(tar, f"t/{name}", code)
+
+    put(bucket, "py.tar.gz", course_tarball(python_files))
+
+    outcome = run(NEW_ID, "py.tar.gz", staff, dry_run=True)
+
+    assert outcome.outcome == restores.WOULD_RESTORE, outcome.error
+    assert not marker.exists()
 
 
 def test_findings_are_capped_by_count_and_bytes_and_counted_whole(olx_root, bucket, staff):
