@@ -7,14 +7,16 @@ after a number of attempts counted in the database (in-process; the live stack h
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from datetime import timedelta
 
 import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from plugin_app import lifecycle, restores, runners
+from plugin_app import lifecycle, olx_validation, restores, runners
 from plugin_app.data import ItemStatus
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.olx_validation import MAX_FINDINGS, MAX_FINDINGS_BYTES
@@ -184,3 +186,18 @@ def test_an_item_left_running_at_its_last_attempt_is_failed_not_run_again(
     item = BulkItem.objects.get(process__process_id=process_id)
     assert (runs, item.status, item.attempts) == ([], ItemStatus.FAILED, limit)
     assert BulkProcess.objects.get(process_id=process_id).status == "Completed"
+
+
+def test_olxcleaner_is_called_with_studios_settings(tmp_path, settings):
+    """COURSE_OLX_VALIDATION_STAGE (Studio's default: 1, loading only) and
+    COURSE_OLX_VALIDATION_IGNORE_LIST, as ``validate_course_olx`` passes them."""
+    with tarfile.open(fileobj=io.BytesIO(course_tarball())) as tar:
+        tar.extractall(tmp_path, filter="data")
+    course_dir = tmp_path / "t"
+
+    assert olx_validation.validate(course_dir).counts == {"WARNING": 1}  # EmptyTag
+    settings.COURSE_OLX_VALIDATION_STAGE = 8  # every step: the bare course has no policy
+    assert olx_validation.validate(course_dir).counts == {"WARNING": 1, "ERROR": 5}
+    settings.COURSE_OLX_VALIDATION_IGNORE_LIST = ["PolicyNotFound", "InvalidSetting"]
+    checked = olx_validation.validate(course_dir)
+    assert checked.counts == {"WARNING": 1} and checked.findings[0]["name"] == "EmptyTag"
