@@ -272,22 +272,6 @@ def test_the_plan_leaves_held_incomplete_and_missing_courses_to_their_items(staf
     assert items[courses[2]].result["outcome"] == "exported"
 
 
-@pytest.mark.usefixtures("backups_in_this_thread")
-def test_a_plan_failing_with_any_error_leaves_every_course_to_its_item(staff, courses, bucket, monkeypatch):
-    """As a database comparing course ids without case made it: a KeyError, not a transient error."""
-    planned(staff, courses)
-
-    def confused(records):
-        raise KeyError("course-v1:exportbulk+sample+2026")
-
-    monkeypatch.setattr(backups, "_newest_complete", confused)
-    items = planned(staff, courses)
-    assert {c: (i.result["outcome"], i.attempts) for c, i in items.items()} == dict.fromkeys(
-        courses, ("unchanged", 1)
-    )
-    assert not BackupCourse.objects.exclude(held_by="").exists()
-
-
 def test_existing_finds_the_stored_names_by_listing(bucket):
     client, name = bucket
     stored = [f"backups/course-v1:O+C{n}+R/{n}.tar.gz" for n in range(3)]
@@ -300,13 +284,24 @@ def test_existing_finds_the_stored_names_by_listing(bucket):
 
 
 @pytest.mark.usefixtures("backups_in_this_thread")
-def test_a_bucket_failing_the_plan_leaves_every_course_to_its_item(staff, courses, bucket, monkeypatch):
+@pytest.mark.parametrize(
+    ("module", "step", "error"),
+    [
+        (storage, "existing", ConnectionError("bucket unreachable")),
+        # As a database comparing course ids without their case made it: not a transient error.
+        (backups, "_newest_complete", KeyError("course-v1:exportbulk+sample+2026")),
+    ],
+    ids=["bucket", "any-error"],
+)
+def test_a_plan_failing_leaves_every_course_to_its_item(
+    staff, courses, bucket, monkeypatch, module, step, error
+):
     planned(staff, courses)
 
-    def refuse(names):
-        raise ConnectionError("bucket unreachable")
+    def fail(*args):
+        raise error
 
-    monkeypatch.setattr(storage, "existing", refuse)
+    monkeypatch.setattr(module, step, fail)
     items = planned(staff, courses)
     assert {c: (i.result["outcome"], i.attempts) for c, i in items.items()} == dict.fromkeys(
         courses, ("unchanged", 1)
