@@ -1,8 +1,10 @@
 """
-Access to a process's courses, checked again whenever the process is shown.
+Access to a process's courses, checked again when a worker starts on them and whenever the
+process is shown.
 
 A process keeps what it made, but the caller's right to it is today's: an author removed from a
-course gets no new URL for its export nor the report describing it, while the rest stays.
+course gets no new URL for its export nor the report describing it, while the rest stays; and
+work that waited in the queue writes nothing into a course its owner may no longer write.
 """
 
 from __future__ import annotations
