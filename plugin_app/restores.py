@@ -4,7 +4,7 @@ Restoring courses from tarballs: the ``restore`` process kind.
 At request time each item's target is checked (valid key, the caller may write it or create it)
 and its source resolved to one storage object; refused items fail at once, and a caller who may
 not write a course learns nothing of whether it exists. Each item then runs in a worker, which
-checks the owner's access again (it may have been withdrawn while the item waited): the tarball
+checks the owner's access again (``refusal``: it may have been withdrawn meanwhile): the tarball
 is unpacked with every check (``tarball_checks``), olxcleaner looks at it within its limits
 (``olx_validation``), existing courses need ``overwrite``, and only when nothing was found does
 the backend apply it. A dry run stops before that; a cancel stops it between these phases.
@@ -137,6 +137,15 @@ def _plan_one(
     return item
 
 
+def refusal(process: BulkProcess, course_id: str) -> str:
+    """The kind's ``refusal``: PERMISSION_WITHDRAWN when the owner may no longer write the course,
+    nor create it, else ""."""
+    key = target_key(course_id)
+    if key is None or may_write(get_backend(), process.owner, key):
+        return ""  # (an invalid key failed at request time)
+    return PERMISSION_WITHDRAWN
+
+
 def may_write(backend: CourseBackend, user: User, key: CourseKey) -> bool:
     """Write access to the course, or (for a course that does not exist) the right to create it."""
     if backend.has_write_access(user, key, CoursePermission.IMPORT):
@@ -267,8 +276,6 @@ def restore_one(
     assert key is not None  # checked at request time
     if backend.restored_before(key, item_id):  # an earlier attempt died after its swap
         return Restored(RESTORED, findings=[])
-    if not may_write(backend, user, key):  # withdrawn since the request
-        return Restored(FAILED, PERMISSION_WITHDRAWN)
     stopped = should_stop or (lambda: False)
     workspace = backend.restore_workspace(item_id)
     try:
@@ -397,4 +404,5 @@ SPEC = kinds.KindSpec(
     report_rows=report_rows,
     # Each item unpacks a tarball of up to EXPORTBULK_RESTORE_MAX_UNCOMPRESSED_BYTES.
     per_user_in_flight=lambda: int(settings.EXPORTBULK_RESTORE_MAX_ITEMS_RUNNING_PER_USER),
+    refusal=refusal,
 )
