@@ -117,12 +117,19 @@ def test_a_cancel_while_olxcleaner_runs_stops_the_item_and_writes_nothing(olx_ro
     assert tree_digest(olx_root) == before
 
 
-def test_a_cancel_before_the_write_writes_nothing(olx_root, bucket, staff):
+def test_a_cancel_before_the_write_writes_nothing(olx_root, bucket, staff, monkeypatch):
     put(bucket, "fan.tar.gz", fan_out_tarball(width=2))
     before = tree_digest(olx_root)
-    answers = iter([False, True])  # after the unpack: go on; after olxcleaner: canceled
+    checked = []
 
-    outcome = restores.restore_one("p0-1", NEW_ID, "fan.tar.gz", staff, {}, False, lambda: next(answers))
+    def validate_then_cancel(course_dir, should_stop=None):  # the owner cancels once it is checked
+        found = olx_validation.validate(course_dir)
+        checked.append(True)
+        return found
+
+    monkeypatch.setattr(restores, "validate", validate_then_cancel)
+
+    outcome = restores.restore_one("p0-1", NEW_ID, "fan.tar.gz", staff, {}, False, lambda: bool(checked))
 
     assert (outcome.outcome, outcome.error) == (restores.CANCELED, "Canceled before the course was written.")
     assert tree_digest(olx_root) == before
