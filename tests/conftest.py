@@ -138,6 +138,14 @@ def client_for():
 
 
 @pytest.fixture
+def held_back(monkeypatch):
+    """Processes are recorded but not sent: the test runs them as a worker would, when it wants."""
+    from plugin_app import lifecycle
+
+    monkeypatch.setattr(lifecycle, "dispatch", lambda process_id: None)
+
+
+@pytest.fixture
 def backups_in_this_thread(monkeypatch):
     """Backup items use the database from the thread that runs them, and sqlite's in-memory test
     database refuses (does not wait for) a second thread's write: they run here, one by one, as

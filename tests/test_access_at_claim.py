@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import Group
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import access, kinds, lifecycle, restores, runners, storage
+from plugin_app import access, kinds, restores, runners, storage
 from plugin_app.backends.olx_directory import author_group_name
 from plugin_app.data import ItemStatus, ProcessKind, UploadMode
 from plugin_app.export import export_course
@@ -26,12 +26,6 @@ from tests.test_restore import tree_digest
 
 pytestmark = pytest.mark.django_db
 SAMPLE_KEY = CourseKey.from_string(SAMPLE_COURSE_ID)
-
-
-@pytest.fixture
-def held_back(monkeypatch):
-    """Processes are recorded but not sent: the test runs them as a worker would, when it wants."""
-    monkeypatch.setattr(lifecycle, "dispatch", lambda process_id: None)
 
 
 def remove_from_course(user) -> None:

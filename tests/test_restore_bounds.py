@@ -135,12 +135,6 @@ def test_a_cancel_before_the_write_writes_nothing(olx_root, bucket, staff, monke
     assert tree_digest(olx_root) == before
 
 
-@pytest.fixture
-def held_back(monkeypatch):
-    """Processes are recorded but not sent: the test runs them as a worker would, when it wants."""
-    monkeypatch.setattr(lifecycle, "dispatch", lambda process_id: None)
-
-
 def _always_failing_restore(monkeypatch) -> list[int]:
     """A restore whose every run meets a database error (as a save too large for the packet)."""
     runs: list[int] = []
