@@ -166,7 +166,7 @@ def test_an_item_that_keeps_failing_is_given_up_after_the_attempts_in_the_databa
     item.refresh_from_db()
     assert (len(runs), item.attempts, item.status) == (3, 3, ItemStatus.FAILED)
     assert item.error == lifecycle.GAVE_UP.format(3)
-    assert BulkProcess.objects.get(process_id=process_id).status == "Completed"
+    assert BulkProcess.objects.get(process_id=process_id).status == "Failed"  # its one item failed
 
 
 def test_an_item_left_running_at_its_last_attempt_is_failed_not_run_again(
@@ -186,7 +186,7 @@ def test_an_item_left_running_at_its_last_attempt_is_failed_not_run_again(
 
     item = BulkItem.objects.get(process__process_id=process_id)
     assert (runs, item.status, item.attempts) == ([], ItemStatus.FAILED, limit)
-    assert BulkProcess.objects.get(process_id=process_id).status == "Completed"
+    assert BulkProcess.objects.get(process_id=process_id).status == "Failed"  # its one item failed
 
 
 def test_olxcleaner_is_called_with_studios_settings(tmp_path, settings):
