@@ -30,6 +30,11 @@ DEFAULTS: dict[str, Any] = {
     # Filesystem storage root when no bucket is set (default: MEDIA_ROOT/exportbulk).
     "EXPORTBULK_LOCAL_ROOT": "",
     "EXPORTBULK_MAX_COURSES_PER_REQUEST": 500,
+    # How long a synchronous export request (no "async") waits for its courses, in seconds, while
+    # the workers export them; past it, it answers with the courses still running listed in
+    # ``upload_task_ids`` and ``pending_uploads`` (a client's timeout: MIT's pipeline waits 60 s).
+    # 0: the request exports its courses itself, in threads, and answers when all are done.
+    "EXPORTBULK_SYNC_EXPORT_WAIT_SECONDS": 45,
     # Courses of a synchronous export request exported at the same time, in threads of the web
     # process (they pay where the work releases the GIL: file reads, compression, network).
     "EXPORTBULK_EXPORT_CONCURRENCY": 4,
