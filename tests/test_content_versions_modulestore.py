@@ -126,11 +126,16 @@ def course_video(course: CourseKey, video_id: str) -> str:
 
     return create_video(
         {
-            "edx_video_id": video_id, "client_video_id": "lecture.mp4", "duration": 12.5, "status": "upload",
+            "edx_video_id": video_id,
+            "client_video_id": "lecture.mp4",
+            "duration": 12.5,
+            "status": "upload",
             "courses": [str(course)],
-            "encoded_videos": [{"profile": "desktop_mp4", "url": "https://v/1.mp4", "file_size": 10, "bitrate": 5}],
+            "encoded_videos": [
+                {"profile": "desktop_mp4", "url": "https://v/1.mp4", "file_size": 10, "bitrate": 5}
+            ],
         }
-    )  # fmt: skip
+    )
 
 
 def test_versions_answer_the_anchors_fields_from_the_index_contentstore_and_edxval(platform):
