@@ -1,0 +1,112 @@
+"""
+MIT's data pipeline (ol-data-platform ``OpenEdxApiClient`` and its course-export asset), replayed
+call by call against the standalone server under gunicorn, with a real Celery worker on Redis,
+MariaDB and moto's S3 server: the sequence a drop-in for the export anchor must answer.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, SAMPLE_COURSE_ID, SERVICE_USER
+
+pytestmark = pytest.mark.live
+
+FAILURE_STATES = {"Failed", "Canceled", "Retrying"}  # the pipeline gives up on these
+
+
+def pipeline_token(base_url: str) -> str:
+    """Step 1: the token path without the trailing slash, client credentials, a JWT."""
+    response = requests.post(
+        f"{base_url}/oauth2/access_token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "token_type": "JWT",
+        },  # fmt: skip
+        timeout=60,
+        allow_redirects=False,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["expires_in"] > 0
+    return body["access_token"]
+
+
+def test_the_pipelines_call_sequence_in_order(live):
+    session = requests.Session()
+    session.headers["Authorization"] = f"JWT {pipeline_token(live.base_url)}"
+    # 2. Who am I.
+    me = session.get(f"{live.base_url}/api/user/v1/me", timeout=60)
+    assert me.status_code == 200 and me.json()["username"] == SERVICE_USER
+    username = me.json()["username"]
+    # 3. The courses, as the pipeline pages through them.
+    url = f"{live.base_url}/api/courses/v1/courses/?username={username}&page_size=100"
+    course_ids = []
+    while url:
+        page = session.get(url, timeout=60).json()
+        course_ids += [course["id"] for course in page["results"]]
+        url = page["pagination"]["next"]
+    assert SAMPLE_COURSE_ID in course_ids
+    # 4. Export one course (the pipeline waits 60 s for this answer).
+    answer = session.post(
+        f"{live.base_url}/api/courses/v0/export/", json={"courses": [SAMPLE_COURSE_ID]}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    task_id = body["upload_task_ids"][SAMPLE_COURSE_ID]
+    # 5. Poll the task until it has succeeded (the pipeline polls every 20 s; 1 s here).
+    status_url = f"{live.base_url}/api/courses/v0/export/{SAMPLE_COURSE_ID}/"
+    deadline = time.monotonic() + 120
+    while True:
+        state = session.get(status_url, params={"task_id": task_id}, timeout=60).json()["state"]
+        assert state not in FAILURE_STATES
+        if state == "Succeeded":
+            break
+        assert time.monotonic() < deadline, state
+        time.sleep(1)
+    # 6. Map the URL back to a bucket and a key, then download with its own S3 credentials.
+    upload_url = urllib.parse.urlparse(body["upload_urls"][SAMPLE_COURSE_ID])
+    key = body["upload_keys"][SAMPLE_COURSE_ID]
+    # On an S3-compatible endpoint (moto here, MinIO) the URL is path-style: the bucket is the
+    # path's first segment, not the host's first label the pipeline reads on AWS (see README).
+    assert upload_url.netloc.split(".")[0] != live.bucket
+    bucket, _, path_key = upload_url.path[1:].partition("/")
+    assert (bucket, path_key) == (live.bucket, key)  # the key as is, not percent-encoded
+    data = live.s3.get_object(Bucket=bucket, Key=path_key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        assert "2026/course.xml" in tar.getnames()
+
+
+def test_task_state_404s_over_http(live):
+    session = requests.Session()
+    session.headers["Authorization"] = f"JWT {pipeline_token(live.base_url)}"
+    body = session.post(
+        f"{live.base_url}/api/courses/v0/export/", json={"courses": [SAMPLE_COURSE_ID]}, timeout=60
+    ).json()
+    task_id = body["upload_task_ids"][SAMPLE_COURSE_ID]
+    for course_id, asked in [
+        (SAMPLE_COURSE_ID, "00000000-0000-4000-8000-000000000000"),
+        ("course-v1:ExportBulk+Other+2026", task_id),
+    ]:
+        response = session.get(
+            f"{live.base_url}/api/courses/v0/export/{course_id}/", params={"task_id": asked}
+        )
+        assert (response.status_code, response.json()) == (404, {"detail": "Task not found"})
+
+
+def test_versions_over_http(live):
+    session = requests.Session()
+    session.headers["Authorization"] = f"JWT {pipeline_token(live.base_url)}"
+    url = f"{live.base_url}/api/courses/v0/export/versions/"
+    body = session.post(url, json={"courses": ["nope", SAMPLE_COURSE_ID]}, timeout=60).json()
+    assert list(body["versions"]) == [SAMPLE_COURSE_ID] and body["missing"] == ["nope"]
+    too_many = session.post(url, json={"courses": [f"course-v1:A+B+{i}" for i in range(201)]}, timeout=60)
+    assert too_many.status_code == 400
