@@ -99,7 +99,7 @@ def task_state(user: User, course_id: str, task_id: str) -> dict[str, str]:
         )
     except (BulkItem.DoesNotExist, ValidationError):
         raise TaskNotFound(task_id) from None
-    state = {"state": _STATES[item.status]}
+    state = {"state": _STATES[ItemStatus(item.status)]}
     if item.status == ItemStatus.PENDING and item.attempts:
         state["state"] = RETRYING  # run before, and given back for another try (a transient error)
     if item.error:

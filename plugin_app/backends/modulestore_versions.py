@@ -113,13 +113,14 @@ def _transcript_rows(video_ids: set[str]) -> Iterable[tuple[Any, ...]]:
     """edxval's transcripts of the videos (``modified`` moves when one is replaced)."""
     from edxval.models import VideoTranscript
 
-    return (
+    rows: Iterable[tuple[Any, ...]] = (
         VideoTranscript.objects.filter(video__edx_video_id__in=video_ids)
         .order_by("video__edx_video_id", "language_code")
         .values_list(
             "video__edx_video_id", "language_code", "file_format", "provider", "modified", "transcript"
         )
     )
+    return rows
 
 
 def _video_metadata_rows(video_ids: set[str]) -> list[tuple[Any, ...]]:
