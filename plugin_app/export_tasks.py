@@ -26,8 +26,9 @@ from plugin_app.models import BulkItem
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-# How often a synchronous request looks at its courses while the workers export them.
-POLL_SECONDS = 0.2
+# How often a synchronous request looks at its courses while the workers export them: soon
+# at first (a small course takes a fraction of a second), then every half second.
+FIRST_POLL_SECONDS, LAST_POLL_SECONDS = 0.02, 0.5
 
 # django-user-tasks' state names (user_tasks/models.py ``UserTaskStatus``).
 PENDING, IN_PROGRESS, SUCCEEDED = "Pending", "In Progress", "Succeeded"
@@ -64,8 +65,10 @@ def export_and_wait(user: User, course_ids: list[str]) -> str:
     process_id = create_export(user, course_ids)
     deadline = time.monotonic() + wait
     unfinished = BulkItem.objects.filter(process__process_id=process_id, status__in=UNFINISHED)
+    pause = FIRST_POLL_SECONDS
     while unfinished.exists() and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
+        time.sleep(pause)
+        pause = min(pause * 2, LAST_POLL_SECONDS)
     return process_id
 
 
