@@ -110,3 +110,44 @@ def test_versions_over_http(live):
     assert list(body["versions"]) == [SAMPLE_COURSE_ID] and body["missing"] == ["nope"]
     too_many = session.post(url, json={"courses": [f"course-v1:A+B+{i}" for i in range(201)]}, timeout=60)
     assert too_many.status_code == 400
+
+
+def test_the_rest_client_reads_task_states_and_versions(live):
+    client = live.client()
+    answer = client.export_courses([SAMPLE_COURSE_ID])
+    task_id = answer["upload_task_ids"][SAMPLE_COURSE_ID]
+    state = client.export_task_state(SAMPLE_COURSE_ID, task_id)
+    assert state["state"] == "Succeeded" and state["upload_key"] == answer["upload_keys"][SAMPLE_COURSE_ID]
+    versions = client.content_versions([SAMPLE_COURSE_ID, "library-v1:ExportBulk+Lib"])
+    assert list(versions["versions"]) == [SAMPLE_COURSE_ID]
+    assert versions["missing"] == ["library-v1:ExportBulk+Lib"]
+
+
+def test_every_task_state_with_the_real_worker(live):
+    """With the worker stopped, tasks wait Pending; a canceled process's task answers Canceled, and
+    a course gone before the worker takes it answers Failed once the worker is back."""
+    import shutil
+
+    client = live.client()
+    doomed = live.olx_root / "doomed"
+    shutil.copytree(live.olx_root / "sample", doomed)
+    pointer = (doomed / "course.xml").read_text().replace('org="ExportBulk"', 'org="Doomed"')
+    (doomed / "course.xml").write_text(pointer)
+    doomed_id = SAMPLE_COURSE_ID.replace("ExportBulk", "Doomed")
+    live.stop_workers()
+    try:
+        canceled = client.export_courses([SAMPLE_COURSE_ID], async_=True)
+        failing = client.export_courses([doomed_id], async_=True)
+        canceled_task = canceled["upload_task_ids"][SAMPLE_COURSE_ID]
+        failing_task = failing["upload_task_ids"][doomed_id]
+        assert client.export_task_state(SAMPLE_COURSE_ID, canceled_task) == {"state": "Pending"}
+        client.cancel(canceled["processId"], kind="export")
+        assert client.export_task_state(SAMPLE_COURSE_ID, canceled_task)["state"] == "Canceled"
+        shutil.rmtree(doomed)  # gone between the request and the worker
+    finally:
+        live.start_worker()
+    deadline = time.monotonic() + 120
+    while (state := client.export_task_state(doomed_id, failing_task))["state"] != "Failed":
+        assert state["state"] in ("Pending", "In Progress") and time.monotonic() < deadline, state
+        time.sleep(1)
+    assert state == {"state": "Failed", "error": "Course not found."}

@@ -42,7 +42,8 @@ class ExportView(BulkAPIView):
     * 200 ``{"successful_uploads": {id: url}, "failed_uploads": {}}``: every course exported;
     * 400 with the same keys when any course failed (the others are kept), or
       ``{"developer_message", "error_code"}`` for a malformed body (nothing exported);
-    * 202 ``{"processId": ...}`` for ``"async": true``; see ``export/status/<processId>``.
+    * 202 ``{"processId": ...}`` for ``"async": true`` (with each course's task id, key and URL,
+      as in the answers above); see ``export/status/<processId>``.
     """
 
     parser_classes = [_BoundedJSONParser]
@@ -52,7 +53,7 @@ class ExportView(BulkAPIView):
         request=ExportRequestSerializer,
         responses={
             200: schema.ExportResultSerializer,
-            202: schema.ProcessIdSerializer,
+            202: schema.ExportAcceptedSerializer,
             400: OpenApiResponse(
                 schema.EXPORT_FAILURE,
                 "Some course failed (the others are kept), or the body is malformed (nothing exported).",
@@ -78,7 +79,14 @@ class ExportView(BulkAPIView):
             )
         if body["run_async"]:
             process_id = api.create_export(caller(request), course_ids)
-            return Response({"processId": process_id}, status=status.HTTP_202_ACCEPTED)
+            tasks = export_tasks.export_answer(process_id)
+            accepted = {
+                "processId": process_id,
+                "upload_urls": absolute_urls(tasks.upload_urls, request),
+                "upload_task_ids": tasks.upload_task_ids,
+                "upload_keys": tasks.upload_keys,
+            }
+            return Response(accepted, status=status.HTTP_202_ACCEPTED)
         process_id = export_tasks.export_and_wait(caller(request), course_ids)
         answer = export_tasks.export_answer(process_id)
         body = {"processId": process_id, **asdict(answer)}  # for its report and files, as an async export's

@@ -75,6 +75,12 @@ class ProcessIdSerializer(serializers.Serializer[Any]):
     processId = serializers.CharField()  # noqa: N815 (the Sunbird API's name)
 
 
+class ExportAcceptedSerializer(ProcessIdSerializer):
+    upload_urls = serializers.DictField(child=serializers.CharField())
+    upload_task_ids = serializers.DictField(child=serializers.UUIDField())
+    upload_keys = serializers.DictField(child=serializers.CharField())
+
+
 class _ParamsSerializer(serializers.Serializer[Any]):
     resmsgid = serializers.UUIDField()
     msgid = serializers.UUIDField()
