@@ -40,15 +40,44 @@ def pipeline_token(base_url: str) -> str:
     return body["access_token"]
 
 
-def test_the_pipelines_call_sequence_in_order(live):
+@pytest.fixture(scope="module")
+def waiting_server(live):
+    """A second server of the stack (same database, broker, bucket and worker) configured for the
+    pipeline: synchronous exports run on the worker, and the request waits at most 45 s."""
+    import subprocess
+    import sys
+
+    from plugin_app.standalone.processes import free_port, wait_for_port
+
+    port = free_port()
+    env = {**live.env, "EXPORTBULK_SYNC_EXPORT_WAIT_SECONDS": "45"}
+    log = open(live.root / "waiting-server.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [sys.executable, "-m", "plugin_app.standalone", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, server)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(15)
+        log.close()
+
+
+@pytest.mark.parametrize("server", ["default", "waiting"])
+def test_the_pipelines_call_sequence_in_order(live, request, server):
+    base_url = live.base_url if server == "default" else request.getfixturevalue("waiting_server")
     session = requests.Session()
-    session.headers["Authorization"] = f"JWT {pipeline_token(live.base_url)}"
+    session.headers["Authorization"] = f"JWT {pipeline_token(base_url)}"
     # 2. Who am I.
-    me = session.get(f"{live.base_url}/api/user/v1/me", timeout=60)
+    me = session.get(f"{base_url}/api/user/v1/me", timeout=60)
     assert me.status_code == 200 and me.json()["username"] == SERVICE_USER
     username = me.json()["username"]
     # 3. The courses, as the pipeline pages through them.
-    url = f"{live.base_url}/api/courses/v1/courses/?username={username}&page_size=100"
+    url = f"{base_url}/api/courses/v1/courses/?username={username}&page_size=100"
     course_ids = []
     while url:
         page = session.get(url, timeout=60).json()
@@ -57,13 +86,13 @@ def test_the_pipelines_call_sequence_in_order(live):
     assert SAMPLE_COURSE_ID in course_ids
     # 4. Export one course (the pipeline waits 60 s for this answer).
     answer = session.post(
-        f"{live.base_url}/api/courses/v0/export/", json={"courses": [SAMPLE_COURSE_ID]}, timeout=60
+        f"{base_url}/api/courses/v0/export/", json={"courses": [SAMPLE_COURSE_ID]}, timeout=60
     )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     task_id = body["upload_task_ids"][SAMPLE_COURSE_ID]
     # 5. Poll the task until it has succeeded (the pipeline polls every 20 s; 1 s here).
-    status_url = f"{live.base_url}/api/courses/v0/export/{SAMPLE_COURSE_ID}/"
+    status_url = f"{base_url}/api/courses/v0/export/{SAMPLE_COURSE_ID}/"
     deadline = time.monotonic() + 120
     while True:
         state = session.get(status_url, params={"task_id": task_id}, timeout=60).json()["state"]
