@@ -61,14 +61,18 @@ class Platform:
         rows = [(CourseKey.from_string(c), *v) for c, v in self.index.items() if c in wanted]
         return types.SimpleNamespace(values_list=lambda *fields: rows)
 
-    def find_structures_by_id(self, ids):
-        block = lambda video: types.SimpleNamespace(block_type="video", fields={"edx_video_id": video})  # noqa: E731
-        html = types.SimpleNamespace(block_type="html", fields={"display_name": "x"})
-        return [
-            {"_id": i, "blocks": {**{b: block(v) for b, v in self.structures[str(i)].items()}, "intro": html}}
-            for i in ids
-            if str(i) in self.structures
-        ]
+    def find_structures(self, query, projection):
+        """split's structures collection, with the projection applied as MongoDB applies it."""
+        assert projection == {"blocks.block_type": 1, "blocks.fields.edx_video_id": 1}
+        found = []
+        for structure_id in query["_id"]["$in"]:
+            videos = self.structures.get(str(structure_id))
+            if videos is not None:
+                blocks = [{"block_type": "video", "fields": {"edx_video_id": v}} for v in videos.values()]
+                blocks.append({"block_type": "html", "fields": {}})  # no edx_video_id: projected away
+                blocks.append({"block_type": "video"})  # a video without the field
+                found.append({"_id": structure_id, "blocks": blocks})
+        return found
 
     def all_content(self, key):
         assets = self.assets[str(key)]
@@ -85,7 +89,8 @@ class Platform:
 @pytest.fixture
 def platform(monkeypatch) -> Platform:
     state = Platform()
-    split = types.SimpleNamespace(find_structures_by_id=state.find_structures_by_id)
+    structures = types.SimpleNamespace(find=state.find_structures)
+    split = types.SimpleNamespace(db_connection=types.SimpleNamespace(structures=structures))
     store = types.SimpleNamespace(_get_modulestore_by_type=lambda kind: split if kind == "split" else None)
     modules = {
         "common.djangoapps.split_modulestore_django.models": types.SimpleNamespace(

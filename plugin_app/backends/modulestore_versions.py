@@ -81,7 +81,13 @@ def modulestore_versions(course_keys: list[CourseKey]) -> dict[CourseKey, Conten
 
 def _course_videos(versions: dict[str, tuple[Any, ...]]) -> dict[str, set[str]]:
     """The ``edx_video_id`` of every video block in each course's structures (draft, published,
-    library: the export writes drafts too), and of its ``CourseVideo`` rows; two queries."""
+    library: the export writes drafts too), and of its ``CourseVideo`` rows; two queries.
+
+    The structures are read from split's structures collection (split_mongo/mongo_connection.py
+    keeps each as one document, its blocks a list of ``{block_type, block_id, fields, ...}``),
+    projected to the two fields needed: a course's structure runs to megabytes, its video ids to
+    a few bytes each.
+    """
     from bson import ObjectId
     from edxval.models import CourseVideo
     from xmodule.modulestore import ModuleStoreEnum
@@ -93,12 +99,17 @@ def _course_videos(versions: dict[str, tuple[Any, ...]]) -> dict[str, set[str]]:
             courses_of.setdefault(str(structure_id), []).append(course_id)
     videos: dict[str, set[str]] = {course_id: set() for course_id in versions}
     split = modulestore()._get_modulestore_by_type(ModuleStoreEnum.Type.split)
-    for structure in split.find_structures_by_id([ObjectId(i) for i in courses_of]):
+    structures = split.db_connection.structures.find(
+        {"_id": {"$in": [ObjectId(i) for i in courses_of]}},
+        {"blocks.block_type": 1, "blocks.fields.edx_video_id": 1},
+    )
+    for structure in structures:
         named = {
-            block.fields["edx_video_id"].strip()
-            for block in structure["blocks"].values()
-            if block.block_type == "video" and (block.fields.get("edx_video_id") or "").strip()
+            (block.get("fields") or {}).get("edx_video_id", "").strip()
+            for block in structure.get("blocks", [])
+            if block.get("block_type") == "video"
         }
+        named.discard("")
         for course_id in courses_of.get(str(structure["_id"]), []):
             videos[course_id] |= named
     rows = CourseVideo.objects.filter(course_id__in=list(versions)).values_list(

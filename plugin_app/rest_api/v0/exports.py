@@ -39,7 +39,9 @@ class ExportView(BulkAPIView):
     ``POST /api/courses/v0/export/`` with ``{"courses": [course ids]}``, ``{"org": "X"}`` or
     ``{"all": true}`` (courses the caller may author), and optionally ``"async": true``.
 
-    * 200 ``{"successful_uploads": {id: url}, "failed_uploads": {}}``: every course exported;
+    * 200 ``{"successful_uploads": {id: url}, "failed_uploads": {}}``: every course exported,
+      with the export anchor's ``upload_urls`` and ``upload_task_ids``, ``upload_keys`` (bucket
+      keys) and ``pending_uploads`` (still running when ``EXPORTBULK_SYNC_EXPORT_WAIT_SECONDS`` ran out);
     * 400 with the same keys when any course failed (the others are kept), or
       ``{"developer_message", "error_code"}`` for a malformed body (nothing exported);
     * 202 ``{"processId": ...}`` for ``"async": true`` (with each course's task id, key and URL,
@@ -89,10 +91,11 @@ class ExportView(BulkAPIView):
             return Response(accepted, status=status.HTTP_202_ACCEPTED)
         process_id = export_tasks.export_and_wait(caller(request), course_ids)
         answer = export_tasks.export_answer(process_id)
-        body = {"processId": process_id, **asdict(answer)}  # for its report and files, as an async export's
-        body["successful_uploads"] = absolute_urls(answer.successful_uploads, request)
-        body["upload_urls"] = absolute_urls(answer.upload_urls, request)
-        return Response(body, status=400 if answer.failed_uploads else 200)
+        # processId: for its report and files, as an asynchronous export's.
+        exported = {"processId": process_id, **asdict(answer)}
+        exported["successful_uploads"] = absolute_urls(answer.successful_uploads, request)
+        exported["upload_urls"] = absolute_urls(answer.upload_urls, request)
+        return Response(exported, status=400 if answer.failed_uploads else 200)
 
 
 class ExportTaskView(BulkAPIView):
