@@ -44,27 +44,13 @@ def pipeline_token(base_url: str) -> str:
 def waiting_server(live):
     """A second server of the stack (same database, broker, bucket and worker) configured for the
     pipeline: synchronous exports run on the worker, and the request waits at most 45 s."""
-    import subprocess
-    import sys
-
-    from plugin_app.standalone.processes import free_port, wait_for_port
+    from plugin_app.standalone.processes import free_port
+    from tests.conftest import standalone_server
 
     port = free_port()
     env = {**live.env, "EXPORTBULK_SYNC_EXPORT_WAIT_SECONDS": "45"}
-    log = open(live.root / "waiting-server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "plugin_app.standalone", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, server)
+    with standalone_server(env, port, live.root / "waiting-server.log", workers=1):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(15)
-        log.close()
 
 
 @pytest.mark.parametrize("server", ["default", "waiting"])
