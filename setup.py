@@ -93,10 +93,6 @@ setup(
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
             "olxcleaner>=0.3",
-            # The platform's own packages, real in the tests (Verawood-compatible pins).
-            "edxval==5.0.1",
-            "fs>=2.4",  # edxval imports it and does not declare it (XBlock brings it in the platform)
-            "setuptools<81; python_version >= '3.12'",  # edxval imports fs, which needs pkg_resources
             "tutor-minio>=22.0.0,<23.0.0",
             "ruff>=0.6",
             # make test-types, test-package, changelog (see the Makefile)

@@ -15,6 +15,7 @@ from opaque_keys.edx.keys import CourseKey
 from opaque_keys.edx.locator import CourseLocator
 
 from plugin_app.backends import get_backend
+from plugin_app.backends.base import CoursePermission
 from plugin_app.data import ContentVersions
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ def course_versions(user: User, course_ids: list[str]) -> tuple[dict[str, dict[s
             key = CourseKey.from_string(course_id)
         except InvalidKeyError:
             continue
-        # A library-v1 key parses as a CourseKey (and has a course index row), but is no course.
-        if isinstance(key, CourseLocator) and backend.has_write_access(user, key):
+        # A library-v1 key parses as a CourseKey (and has a course index row), but is no course;
+        # the access rule is export's.
+        if isinstance(key, CourseLocator) and backend.has_write_access(user, key, CoursePermission.EXPORT):
             keys[course_id] = key
     found = backend.content_versions(list(keys.values()))
     versions = {course_id: as_json(found[key]) for course_id, key in keys.items() if key in found}
