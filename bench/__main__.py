@@ -27,6 +27,7 @@ from bench.overhead import bench_overhead
 from bench.restore import bench_restore
 from bench.stack import Stack, copy_course, source_course
 from bench.status import bench_status
+from bench.versions import bench_versions
 from plugin_app.standalone.cli import SAMPLE_COURSES
 from tests.builders import PROBLEM, content_zip, manifest
 
@@ -133,7 +134,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--tiny-courses", type=int, default=200)
     parser.add_argument("--poll-seconds", type=float, default=10)
-    kinds = ["export", "overhead", "upload", "status", "upload_large", "backup", "restore", "scaleout"]
+    kinds = [
+        "export",
+        "overhead",
+        "upload",
+        "status",
+        "upload_large",
+        "backup",
+        "restore",
+        "versions",
+        "scaleout",
+    ]
     parser.add_argument("--only", choices=kinds, action="append")
     args = parser.parse_args()
     only = set(args.only or kinds)
@@ -158,6 +169,8 @@ def main() -> None:
                 bench_backup(stack, args.copies, figures)
             if "restore" in only:
                 bench_restore(stack, args.copies, args.large_mb, figures)
+            if "versions" in only:
+                bench_versions(stack, figures)
         finally:
             stack.stop()
         if "scaleout" in only:

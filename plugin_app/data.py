@@ -147,3 +147,36 @@ class ProcessInfo:
     failed_uploads: dict[str, str] | None = None
     # Kinds with a presenter (``KindSpec.present_item``): every item as the status API shows it.
     items: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class StaticAssets:
+    """A course's uploaded files: how many, and the newest upload (time and asset key)."""
+
+    count: int = 0
+    latest_upload: datetime | None = None
+    latest_asset: str | None = None
+
+
+@dataclass(frozen=True)
+class Transcripts:
+    """A course's video transcripts: how many, and when the newest change to one was made."""
+
+    count: int = 0
+    latest_modified: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ContentVersions:
+    """What an export of a course would hold, read from indexes without exporting it.
+
+    The three public fields are what ``POST export/versions/`` answers (the export anchor's
+    shape). ``digests`` covers every source an export reads, public or not (drafts, each asset's
+    attributes, each transcript, VAL video metadata, content tags), one digest per source: the
+    backup fingerprint is made of them, so the versions API and backups read one truth.
+    """
+
+    published_version: str
+    static_assets: StaticAssets
+    transcripts: Transcripts
+    digests: dict[str, str] = field(default_factory=dict)

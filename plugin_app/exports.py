@@ -8,6 +8,7 @@ Celery task per course.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from opaque_keys import InvalidKeyError
@@ -66,6 +67,9 @@ def create_export(user: User, course_ids: list[str], *, send: bool = True) -> st
     items = [
         requested_item(user, position, course_id, backend) for position, course_id in enumerate(course_ids)
     ]
+    for item in items:
+        if item.status == ItemStatus.PENDING:  # a course that will be exported: its task's id
+            item.task_id = uuid.uuid4()
     return lifecycle.start(user, ProcessKind.EXPORT, items, send=send)
 
 

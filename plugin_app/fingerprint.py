@@ -1,5 +1,6 @@
 """
-Content fingerprints of OLX trees: what a backup compares to tell that a course is unchanged.
+Content fingerprints of OLX trees: what a backup compares to tell that a course is unchanged
+(per section of a course folder: ``backends.olx_versions``).
 
 The fingerprint covers exactly what the tarball would hold (``archive.entries``): every
 folder, and every file's path, size, executable bit and content. Content is hashed, never
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 import threading
 import time
 
@@ -58,13 +60,17 @@ class FileDigests:
         return digest
 
 
+def entry_line(info: tarfile.TarInfo, path: str, status: os.stat_result, digests: FileDigests) -> bytes:
+    """One tarball entry as the fingerprint sees it: a folder's name; a file's name, size, mode and digest."""
+    if info.isdir():
+        return f"d\0{info.name}\n".encode("utf-8", "surrogateescape")
+    line = f"f\0{info.name}\0{info.size}\0{info.mode:o}\0{digests.digest(path, status)}\n"
+    return line.encode("utf-8", "surrogateescape")
+
+
 def tree_fingerprint(tree: OlxTree, digests: FileDigests) -> str:
     """The fingerprint of an OLX tree: equal exactly when its tarball's contents would be."""
     combined = hashlib.sha256()
     for info, path, status in entries(tree.path, tree.root_name):
-        if info.isdir():
-            combined.update(f"d\0{info.name}\n".encode("utf-8", "surrogateescape"))
-        else:
-            line = f"f\0{info.name}\0{info.size}\0{info.mode:o}\0{digests.digest(path, status)}\n"
-            combined.update(line.encode("utf-8", "surrogateescape"))
+        combined.update(entry_line(info, path, status, digests))
     return f"{SCHEME}:{combined.hexdigest()}"

@@ -98,6 +98,9 @@ class BulkItem(models.Model):
     lease_expires = models.DateTimeField(null=True, blank=True)
     # How many times the item was claimed; a runner holds it only while this is its claim's.
     attempts = models.PositiveIntegerField(default=0)
+    # Export items: the id of the course's export task, as the export anchor answers and serves
+    # (``upload_task_ids``, ``GET export/<course_id>/?task_id=``); None for other kinds.
+    task_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["process", "position"]

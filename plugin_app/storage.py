@@ -310,6 +310,21 @@ def download_url(name: str) -> str:
     return get_storage().url(name)
 
 
+def object_url(name: str) -> str:
+    """The object's plain address, as the export anchor answers it (``upload_urls``), whose path
+    is the bucket key as is (not percent-encoded) so that a client can parse bucket and key back:
+    ``https://<bucket>.s3.amazonaws.com/<key>`` on AWS, ``<endpoint>/<bucket>/<key>`` (path-style)
+    on an S3-compatible endpoint. Not signed: the client downloads with its own credentials.
+    Local storage has no bucket: its signed download URL (may be relative)."""
+    bucket = settings.EXPORTBULK_BUCKET
+    if not bucket:
+        return download_url(name)
+    endpoint = settings.EXPORTBULK_S3_ENDPOINT_URL
+    return (
+        f"{endpoint.rstrip('/')}/{bucket}/{name}" if endpoint else f"https://{bucket}.s3.amazonaws.com/{name}"
+    )
+
+
 @contextlib.contextmanager
 def open_reader(name: str) -> Iterator[BinaryIO]:
     """``name`` to read as a stream, never whole in memory (django-storages' S3 files spool the

@@ -335,6 +335,33 @@ def _mariadb(sql: str) -> tuple:
         connection.close()
 
 
+@contextlib.contextmanager
+def standalone_server(env: dict, port: int, log_path: Path, workers: int):
+    """The standalone server under gunicorn on ``port``, answering once this is entered."""
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "plugin_app.standalone",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port(port, server)
+            yield server
+        finally:
+            server.terminate()
+            server.wait(15)
+
+
 @pytest.fixture(scope="session")
 def live(tmp_path_factory, moto_endpoint):
     """The standalone server (gunicorn) and one worker, provisioned, on MariaDB, Redis and moto."""
@@ -383,21 +410,14 @@ def live(tmp_path_factory, moto_endpoint):
         "--password",
         SERVICE_PASSWORD,
     )
-    server_log = open(root / "server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "plugin_app.standalone", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=server_log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        wait_for_port(port, server)
-        stack.start_worker()
-        yield stack
+        with standalone_server(env, port, root / "server.log", workers=2):
+            stack.start_worker()
+            try:
+                yield stack
+            finally:
+                stack.stop_workers()
     finally:
-        stack.stop_workers()
-        server.terminate()
-        server.wait(15)
         s3_proxy.__exit__(None, None, None)
         redis.stop()
         _mariadb(f"DROP DATABASE IF EXISTS {database}")

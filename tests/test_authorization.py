@@ -70,43 +70,61 @@ ENDPOINTS = {
     "restore-status": ("restore-status", "restore"),
     "restore-status-list": ("restore-status-list", None),
     "restore-cancel": ("restore-cancel", "restore"),
+    "export-task": ("export-task", "export_task"),  # the owner's export task of course A
+    "export-versions": ("export-versions", None),
 }
 
 DENY = (401, 403)  # either is a refusal; what matters is that nothing happens
 # fmt: off
 EXPECTED = {
     #                      export status list  upload status list  any    dl:tgz csv  cancel:exp upl
-    #                      then backup: start status list versions cancel; restore: post status list cancel
+    #                      then backup: start status list versions cancel; restore: post status list cancel;
+    #                      then the export anchor's: task state, content versions
     "anonymous":           (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
-                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+                           401, 401, 401, 401, 401, 401, 401, 401, 401,
+                           401, 401),
     "jwt-malformed":       (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
-                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+                           401, 401, 401, 401, 401, 401, 401, 401, 401,
+                           401, 401),
     "jwt-alg-none":        (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
-                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+                           401, 401, 401, 401, 401, 401, 401, 401, 401,
+                           401, 401),
     "jwt-bad-signature":   (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
-                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+                           401, 401, 401, 401, 401, 401, 401, 401, 401,
+                           401, 401),
     "jwt-expired":         (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
-                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+                           401, 401, 401, 401, 401, 401, 401, 401, 401,
+                           401, 401),
     "jwt-wrong-issuer":    (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
-                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+                           401, 401, 401, 401, 401, 401, 401, 401, 401,
+                           401, 401),
     "jwt-wrong-audience":  (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
-                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+                           401, 401, 401, 401, 401, 401, 401, 401, 401,
+                           401, 401),
     "bearer-unknown":      (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
-                           401, 401, 401, 401, 401, 401, 401, 401, 401),
+                           401, 401, 401, 401, 401, 401, 401, 401, 401,
+                           401, 401),
     "inactive":            (DENY, DENY, DENY, DENY, DENY, DENY, DENY, 200, 200, DENY, DENY,
-                           DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY),
+                           DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY,
+                           DENY, DENY),
     "bearer-inactive":     (DENY, DENY, DENY, DENY, DENY, DENY, DENY, 200, 200, DENY, DENY,
-                           DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY),
+                           DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY,
+                           DENY, DENY),
     "bearer-other-client": (400, 404, 200, 400, 404, 200, 404, 200, 200, 404, 404,
-                           202, 404, 200, 403, 404, 202, 404, 200, 404),
+                           202, 404, 200, 403, 404, 202, 404, 200, 404,
+                           404, 200),
     "author":              (200, 404, 200, 200, 404, 200, 404, 200, 200, 404, 404,
-                           202, 404, 200, 200, 404, 202, 404, 200, 404),
+                           202, 404, 200, 200, 404, 202, 404, 200, 404,
+                           404, 200),
     "staff":               (200, 404, 200, 200, 404, 200, 404, 200, 200, 404, 404,
-                           202, 404, 200, 200, 404, 202, 404, 200, 404),
+                           202, 404, 200, 200, 404, 202, 404, 200, 404,
+                           404, 200),
     "owner":               (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
-                           202, 200, 200, 200, 200, 202, 200, 200, 200),
+                           202, 200, 200, 200, 200, 202, 200, 200, 200,
+                           200, 200),
     "bearer-owner":        (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
-                           202, 200, 200, 200, 200, 202, 200, 200, 200),
+                           202, 200, 200, 200, 200, 202, 200, 200, 200,
+                           200, 200),
 }
 # fmt: on
 
@@ -199,6 +217,10 @@ class World:
         route, arg = ENDPOINTS[endpoint]
         if arg is None:
             return reverse(f"exportbulk:{route}")
+        if route == "export-task":
+            return (
+                reverse(f"exportbulk:{route}", kwargs={"course_id": COURSE_A}) + f"?task_id={self.ids[arg]}"
+            )
         key = {"download": "token", "backup-versions": "course_id"}.get(route, "process_id")
         return reverse(f"exportbulk:{route}", kwargs={key: self.ids[arg]})
 
@@ -221,7 +243,7 @@ def send(client: APIClient, endpoint: str, world: World):
         return client.post(
             world.url(endpoint), upload_form(COURSE_A), format="multipart", HTTP_OPERATION_MODE="upload"
         )
-    if endpoint == "backup":
+    if endpoint in ("backup", "export-versions"):
         return client.post(world.url(endpoint), {"courses": [COURSE_A]}, format="json")
     if endpoint == "restore":  # a dry run: a course changes only if the check below misses it
         items = [{"source": storage.export_name(COURSE_A), "course_id": COURSE_A}]
@@ -277,6 +299,7 @@ def world(django_user_model, olx_root, local_storage, staff, author) -> World:
         "course": COURSE_A,
         "restore": restore_id,
         "export_file": download_token(exported.successful_uploads[COURSE_A]),
+        "export_task": str(BulkItem.objects.get(process__process_id=export_id).task_id),
         "report_file": download_token(uploaded.report_url),
     }
     own = {
@@ -402,11 +425,9 @@ def check_export(cell: Cell, response):
         assert list(body["successful_uploads"]) == [COURSE_A] and body["failed_uploads"] == {}
         assert outcomes == {(ItemStatus.SUCCESS, "")}
     else:  # refused per course: the request is recorded, every course failed, nothing exported
-        assert body == {
-            "processId": process.process_id.hex,
-            "successful_uploads": {},
-            "failed_uploads": {COURSE_A: api.PERMISSION_DENIED},
-        }
+        assert body["processId"] == process.process_id.hex
+        assert body["successful_uploads"] == {} and body["upload_task_ids"] == {}  # no task made
+        assert body["failed_uploads"] == {COURSE_A: api.PERMISSION_DENIED}
         assert outcomes == {(ItemStatus.FAILED, api.PERMISSION_DENIED)}
         assert tarballs(files(cell.world.storage_root)) == tarballs(cell.before["storage"])
 
@@ -471,6 +492,28 @@ def check_versions(cell: Cell, response):
     assert version["key"] == item.result["key"] and version["sha256"] == item.result["sha256"]
 
 
+def check_export_task(cell: Cell, response):
+    """Only the owner sees its task's state; anyone else gets the unknown id's 404."""
+    assert snapshot(cell.world) == cell.before
+    if response.status_code == 200:
+        assert response.json()["state"] == "Succeeded"
+        return
+    unknown = cell.client.get(
+        cell.world.url(cell.endpoint).replace(cell.world.ids["export_task"], str(uuid.uuid4()))
+    )
+    assert response.json() == unknown.json() == {"detail": "Task not found"}
+
+
+def check_content_versions(cell: Cell, response):
+    """A course the caller may not export is missing, as an unknown one; nothing is written."""
+    assert snapshot(cell.world) == cell.before
+    body = response.json()
+    if cell.username in ("owner", "author", "staff"):
+        assert list(body["versions"]) == [COURSE_A] and body["missing"] == []
+    else:
+        assert body == {"versions": {}, "missing": [COURSE_A]}
+
+
 def check_restore(cell: Cell, response):
     """A restore is recorded for its caller; only a caller who may write the course passes its checks."""
     (process,) = new_processes(cell.before)
@@ -519,6 +562,8 @@ CHECKS = {
     "restore-status": check_status,
     "restore-status-list": check_list,
     "restore-cancel": check_cancel,
+    "export-task": check_export_task,
+    "export-versions": check_content_versions,
 }
 
 

@@ -135,6 +135,11 @@ def test_export_of_missing_course_tells_staff_it_is_not_found(client_for, staff,
         "processId": BulkProcess.objects.get().process_id.hex,  # for its report
         "successful_uploads": {},
         "failed_uploads": {"course-v1:ExportBulk+Missing+2026": "Course not found."},
+        # Refused at request time: no task was made (the anchor's keys, empty).
+        "upload_urls": {},
+        "upload_task_ids": {},
+        "upload_keys": {},
+        "pending_uploads": [],
     }
 
 

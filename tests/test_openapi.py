@@ -17,6 +17,8 @@ import requests
 
 OPERATIONS = {
     ("post", "/api/courses/v0/export/"),
+    ("get", "/api/courses/v0/export/{course_id}/"),
+    ("post", "/api/courses/v0/export/versions/"),
     ("get", "/api/courses/v0/export/status/list"),
     ("get", "/api/courses/v0/export/status/{process_id}"),
     ("post", "/api/courses/v0/content/bulk/upload"),

@@ -39,6 +39,7 @@ config: dict[str, dict[str, Any]] = {
         "PUBLIC_URLS": APP_DEFAULTS["EXPORTBULK_PUBLIC_URLS"],
         "MAX_COURSES_PER_REQUEST": APP_DEFAULTS["EXPORTBULK_MAX_COURSES_PER_REQUEST"],
         "EXPORT_CONCURRENCY": APP_DEFAULTS["EXPORTBULK_EXPORT_CONCURRENCY"],
+        "SYNC_EXPORT_WAIT_SECONDS": APP_DEFAULTS["EXPORTBULK_SYNC_EXPORT_WAIT_SECONDS"],
         "UPLOAD_MAX_ROWS": APP_DEFAULTS["EXPORTBULK_UPLOAD_MAX_ROWS"],
         # Empty: the CMS low-priority queue. Set (e.g. "edx.cms.core.exportbulk"): the app's tasks go
         # there, for a worker of their own (see the README: plain Tutor, tutor-contrib-celery).

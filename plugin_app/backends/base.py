@@ -11,6 +11,7 @@ import abc
 import contextlib
 import enum
 import hashlib
+import json
 import shutil
 import tempfile
 from contextlib import AbstractContextManager
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from opaque_keys.edx.keys import CourseKey, UsageKey
 from opaque_keys.edx.locator import AssetLocator
 
-from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
+from plugin_app.data import AssetFile, ComponentSpec, ContentVersions, CourseSummary, OlxTree
 
 if TYPE_CHECKING:  # the model module needs the app registry; annotations only
     from django.contrib.auth.models import User
@@ -51,6 +52,8 @@ class CourseBackend(abc.ABC):
     """Access to the courses of one deployment."""
 
     name: str = ""
+    # Names the fingerprint's make: a fingerprint of another scheme never equals one of this.
+    fingerprint_scheme: str = ""
 
     @classmethod
     def from_settings(cls) -> CourseBackend:
@@ -75,9 +78,21 @@ class CourseBackend(abc.ABC):
         """The course as an OLX tree, valid until the context exits. Raises CourseNotFound."""
 
     @abc.abstractmethod
+    def content_versions(self, course_keys: list[CourseKey]) -> dict[CourseKey, ContentVersions]:
+        """What an export of each course would hold, from indexes, never a walk of the course
+        tree; courses that do not exist are left out. Keys are the ones given."""
+
     def fingerprint(self, course_key: CourseKey) -> str:
         """A digest of everything an export of the course would hold, cheap to compute without
-        exporting: it changes whenever the export's content would. Raises CourseNotFound."""
+        exporting: it changes whenever the export's content would. Raises CourseNotFound.
+
+        Made of ``content_versions``' digests, so that backups and the versions API read one truth.
+        """
+        versions = self.content_versions([course_key]).get(course_key)
+        if versions is None:
+            raise CourseNotFound(str(course_key))
+        combined = hashlib.sha256(json.dumps(versions.digests, sort_keys=True).encode())
+        return f"{self.fingerprint_scheme}:{combined.hexdigest()}"
 
     @abc.abstractmethod
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:

@@ -8,8 +8,6 @@ edx-platform is imported inside the methods only, so that this module imports an
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import shutil
 import tempfile
@@ -34,7 +32,8 @@ from plugin_app.backends.base import (
     parse_outline_path,
     video_transcript_name,
 )
-from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
+from plugin_app.backends.modulestore_versions import modulestore_versions
+from plugin_app.data import AssetFile, ComponentSpec, ContentVersions, CourseSummary, OlxTree
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -85,6 +84,7 @@ class ModulestoreBackend(CourseBackend):
     """Courses of the edx-platform this app runs in."""
 
     name = "modulestore"
+    fingerprint_scheme = "modulestore-v2"
 
     def list_courses(self) -> list[CourseSummary]:
         """Every course of the course overviews, ``CourseOverview.get_all_courses()``.
@@ -157,41 +157,10 @@ class ModulestoreBackend(CourseBackend):
         finally:
             shutil.rmtree(root_dir, ignore_errors=True)
 
-    def fingerprint(self, course_key: CourseKey) -> str:
-        """Three lookups, no walk of the course, covering what ``export_course_to_xml`` writes:
-
-        - the structure versions of the course index, draft and published (the export holds
-          drafts too), from ``SplitModulestoreCourseIndex``
-          (common/djangoapps/split_modulestore_django/models.py): any edit or publish moves them;
-        - every asset's metadata as the contentstore lists it (xmodule/contentstore/mongo.py
-          ``get_all_content_for_course``: key, length, uploadDate, contentType, locked...): a new
-          or replaced file, or a lock toggled, moves none of the versions above;
-        - the course's VAL transcripts (edxval/models.py ``VideoTranscript``, a TimeStampedModel
-          whose ``modified`` moves on replacement), which the export writes beside video blocks.
-        """
-        from common.djangoapps.split_modulestore_django.models import SplitModulestoreCourseIndex
-        from edxval.models import VideoTranscript
-        from xmodule.contentstore.django import contentstore
-
-        versions = (
-            SplitModulestoreCourseIndex.objects.filter(course_id=course_key)
-            .values_list("draft_version", "published_version", "library_version")
-            .first()
-        )
-        if versions is None:
-            raise CourseNotFound(str(course_key))
-        assets, _count = contentstore().get_all_content_for_course(course_key)
-        transcripts = (
-            VideoTranscript.objects.filter(video__courses__course_id=str(course_key))
-            .order_by("video__edx_video_id", "language_code")
-            .values_list("video__edx_video_id", "language_code", "file_format", "modified", "transcript")
-        )
-        combined = hashlib.sha256(json.dumps(list(versions)).encode())
-        for asset in sorted(assets, key=lambda a: str(a.get("asset_key") or a.get("_id"))):
-            combined.update(json.dumps(asset, sort_keys=True, default=str).encode() + b"\n")
-        for row in transcripts:
-            combined.update(json.dumps(list(row), default=str).encode() + b"\n")
-        return f"modulestore-v1:{combined.hexdigest()}"
+    def content_versions(self, course_keys: list[CourseKey]) -> dict[CourseKey, ContentVersions]:
+        """Lookups in indexes, batched for all the courses, never a walk of a course (see
+        ``modulestore_versions``): what ``export_course_to_xml`` writes, source by source."""
+        return modulestore_versions(course_keys)
 
     def save_asset(self, course_key: CourseKey, asset: AssetFile) -> str:
         """Studio's upload (cms/djangoapps/contentstore/asset_storage_handlers.py

@@ -51,9 +51,10 @@ from plugin_app.backends.olx_course import (
     write_atomic,
     write_xml,
 )
-from plugin_app.data import AssetFile, ComponentSpec, CourseSummary, OlxTree
+from plugin_app.backends.olx_versions import olx_versions
+from plugin_app.data import AssetFile, ComponentSpec, ContentVersions, CourseSummary, OlxTree
 from plugin_app.files import atomic_file
-from plugin_app.fingerprint import FileDigests, tree_fingerprint
+from plugin_app.fingerprint import FileDigests
 from plugin_app.olx_checks import NotACourse, read_identity
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
     """Courses in ``root``: each sub-directory holding a ``course.xml`` is a course."""
 
     name = "olx_directory"
+    fingerprint_scheme = "olx-sha256-v2"
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
@@ -174,12 +176,17 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
         with course.locked(exclusive=False):
             yield OlxTree(path=course.path, root_name=course.url_name)
 
-    def fingerprint(self, course_key: CourseKey) -> str:
-        """Every file's path, size, mode and content hash (see ``plugin_app.fingerprint``), read
-        under the same shared lock as an export, so a bulk upload is never seen half-written."""
-        course = self._course(course_key)
-        with course.locked(exclusive=False):
-            return tree_fingerprint(OlxTree(path=course.path, root_name=course.url_name), self._digests)
+    def content_versions(self, course_keys: list[CourseKey]) -> dict[CourseKey, ContentVersions]:
+        """One pass over each course's file metadata (``plugin_app.fingerprint``), under the same
+        shared lock as an export, so a bulk upload is never seen half-written; see ``olx_versions``."""
+        courses = self._courses()
+        found = {}
+        for key in course_keys:
+            course = courses.get(olx_restore.unbranched(key))
+            if course is not None:
+                with course.locked(exclusive=False):
+                    found[key] = olx_versions(course.path, course.url_name, course.key, self._digests)
+        return found
 
     # Content ----------------------------------------------------------------------------------
 

@@ -30,6 +30,11 @@ DEFAULTS: dict[str, Any] = {
     # Filesystem storage root when no bucket is set (default: MEDIA_ROOT/exportbulk).
     "EXPORTBULK_LOCAL_ROOT": "",
     "EXPORTBULK_MAX_COURSES_PER_REQUEST": 500,
+    # 0: a synchronous export request (no "async") exports its courses itself, in threads, and
+    # answers when all are done (the seed's contract). N > 0: the workers export them and the request
+    # waits at most N seconds, then answers with the courses still running in ``pending_uploads``
+    # and ``upload_task_ids`` (for clients with a timeout: MIT's pipeline waits 60 s, so 45).
+    "EXPORTBULK_SYNC_EXPORT_WAIT_SECONDS": 0,
     # Courses of a synchronous export request exported at the same time, in threads of the web
     # process (they pay where the work releases the GIL: file reads, compression, network).
     "EXPORTBULK_EXPORT_CONCURRENCY": 4,

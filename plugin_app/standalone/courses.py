@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.urls import reverse
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -63,9 +65,21 @@ def course_json(summary: CourseSummary, request: Request) -> dict[str, Any]:
 
 
 class CourseListView(APIView):
-    """Every course, or those of ``?org=``; ``?page=`` and ``?page_size=`` page through them."""
+    """Every course, or those of ``?org=``; ``?page=`` and ``?page_size=`` page through them.
+
+    ``?username=`` names the user whose visible courses are listed, as in the LMS
+    (lms/djangoapps/course_api ``get_effective_user``): the caller's own name, or anyone's for
+    staff; another user's name is refused (403), an unknown one too (404). Here every course is
+    visible to every user, so the list is the same.
+    """
 
     def get(self, request: Request) -> Response:
+        username = request.query_params.get("username")
+        if username is not None and username != request.user.get_username():
+            if not request.user.is_staff:
+                raise PermissionDenied("Only staff may list another user's courses.")
+            if not get_user_model().objects.filter(username=username).exists():
+                raise NotFound(f"No user named {username!r}.")
         org = request.query_params.get("org")
         courses = [c for c in get_backend().list_courses() if org is None or c.org == org]
         paginator = NamespacedPageNumberPagination()

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from plugin_app.standalone.courses import CourseListView
 from plugin_app.standalone.oauth import AccessTokenView
 from plugin_app.standalone.throttle import throttled_admin_login
+from plugin_app.standalone.users import MeView
 
 
 class PingView(APIView):
@@ -30,6 +31,9 @@ urlpatterns = [
     path("admin/login/", throttled_admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("oauth2/access_token/", AccessTokenView.as_view(), name="access-token"),
+    # The LMS accepts both (MIT's pipeline posts without the slash; a redirect would lose the POST).
+    path("oauth2/access_token", AccessTokenView.as_view(), name="access-token-no-slash"),
+    path("api/user/v1/me", MeView.as_view(), name="standalone-me"),
     path("api/courses/v1/courses/", CourseListView.as_view(), name="standalone-courses"),
     path("api/courses/v0/", include("plugin_app.rest_api.v0.urls", namespace="exportbulk")),
     path("standalone/ping", PingView.as_view(), name="ping"),

@@ -28,10 +28,57 @@ class ExportResultSerializer(serializers.Serializer[Any]):
     processId = serializers.CharField(help_text="the process, for its report")  # noqa: N815
     successful_uploads = serializers.DictField(child=serializers.URLField(), help_text="course id: URL")
     failed_uploads = serializers.DictField(child=serializers.CharField(), help_text="course id: reason")
+    upload_urls = serializers.DictField(
+        child=serializers.CharField(), help_text="course id: the object's plain URL (bucket, then key as is)"
+    )
+    upload_task_ids = serializers.DictField(child=serializers.UUIDField(), help_text="course id: task id")
+    upload_keys = serializers.DictField(child=serializers.CharField(), help_text="course id: bucket key")
+    pending_uploads = serializers.ListField(
+        child=serializers.CharField(), help_text="courses still exporting when the request stopped waiting"
+    )
+
+
+class ExportTaskStateSerializer(serializers.Serializer[Any]):
+    state = serializers.ChoiceField(["Pending", "In Progress", "Succeeded", "Failed", "Canceled", "Retrying"])
+    error = serializers.CharField(required=False)
+    upload_url = serializers.CharField(required=False)
+    upload_key = serializers.CharField(required=False)
+
+
+class NotFoundSerializer(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+
+
+class _StaticAssetsSerializer(serializers.Serializer[Any]):
+    count = serializers.IntegerField()
+    latest_upload = serializers.DateTimeField(allow_null=True)
+    latest_asset = serializers.CharField(allow_null=True)
+
+
+class _TranscriptsSerializer(serializers.Serializer[Any]):
+    count = serializers.IntegerField()
+    latest_modified = serializers.DateTimeField(allow_null=True)
+
+
+class _CourseVersionsSerializer(serializers.Serializer[Any]):
+    published_version = serializers.CharField()
+    static_assets = _StaticAssetsSerializer()
+    transcripts = _TranscriptsSerializer()
+
+
+class ContentVersionsSerializer(serializers.Serializer[Any]):
+    versions = serializers.DictField(child=_CourseVersionsSerializer(), help_text="course id: versions")
+    missing = serializers.ListField(child=serializers.CharField(), help_text="ids naming no course, in order")
 
 
 class ProcessIdSerializer(serializers.Serializer[Any]):
     processId = serializers.CharField()  # noqa: N815 (the Sunbird API's name)
+
+
+class ExportAcceptedSerializer(ProcessIdSerializer):
+    upload_urls = serializers.DictField(child=serializers.CharField())
+    upload_task_ids = serializers.DictField(child=serializers.UUIDField())
+    upload_keys = serializers.DictField(child=serializers.CharField())
 
 
 class _ParamsSerializer(serializers.Serializer[Any]):

@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from plugin_app.content_versions import MAX_COURSES as MAX_VERSION_COURSES
 from plugin_app.data import UploadMode
 
 
@@ -82,6 +83,14 @@ class ExportRequestSerializer(CourseSelectionSerializer):
         fields = super().get_fields()
         fields["async"] = fields.pop("run_async")
         return fields
+
+
+class ContentVersionsRequestSerializer(serializers.Serializer[dict[str, Any]]):
+    """``{"courses": [ids]}``, 1 to 200 of them (the export anchor's limit)."""
+
+    courses = serializers.ListField(
+        child=_StrictCharField(max_length=255), allow_empty=False, max_length=MAX_VERSION_COURSES
+    )
 
 
 class BackupRequestSerializer(CourseSelectionSerializer):

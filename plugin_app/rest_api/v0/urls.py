@@ -8,6 +8,9 @@ app_name = "exportbulk"
 
 urlpatterns = [
     path("export/", exports.ExportView.as_view(), name="export"),
+    # The export anchor's: versions/ ahead of <course_id>/, which would take it.
+    path("export/versions/", exports.ContentVersionsView.as_view(), name="export-versions"),
+    path("export/<str:course_id>/", exports.ExportTaskView.as_view(), name="export-task"),
     path("export/status/list", exports.ExportStatusListView.as_view(), name="export-status-list"),
     path("export/status/<str:process_id>", exports.ExportStatusView.as_view(), name="export-status"),
     path("export/status/<str:process_id>/cancel", exports.ExportCancelView.as_view(), name="export-cancel"),
