@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('exportbulk', '0004_backups'),
+        ('exportbulk', '0005_course_ids_case_sensitive'),
     ]
 
     operations = [
