@@ -1,9 +1,8 @@
 """
 The sample v2 content library: a few components in Learning Core, seeded beside the sample course.
 
-The first-time set-up creates it when the database holds no library yet, whatever
-``EXPORTBULK_OLX_ROOT`` is (libraries live in the database, not in the course folder); once there
-is a library, deleting it for good is the operator's choice and it is not seeded again.
+The first-time set-up (``provision``, ``serve``) creates it when the database holds no library,
+whatever ``EXPORTBULK_OLX_ROOT`` is: libraries live in the database, not in the course folder.
 """
 
 from __future__ import annotations
