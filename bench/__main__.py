@@ -22,6 +22,7 @@ import psutil
 
 from bench import scaleout
 from bench.backup import bench_backup
+from bench.library_backup import bench_library_backup
 from bench.measure import RSS_NOISE_MB, peak_rss_growth, timed
 from bench.overhead import bench_overhead
 from bench.restore import bench_restore
@@ -133,7 +134,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--tiny-courses", type=int, default=200)
     parser.add_argument("--poll-seconds", type=float, default=10)
-    kinds = ["export", "overhead", "upload", "status", "upload_large", "backup", "restore", "scaleout"]
+    kinds = [
+        "export", "overhead", "upload", "status", "upload_large", "backup", "library_backup", "restore", "scaleout",
+    ]  # fmt: skip
     parser.add_argument("--only", choices=kinds, action="append")
     args = parser.parse_args()
     only = set(args.only or kinds)
@@ -156,6 +159,8 @@ def main() -> None:
                 scaleout.bench_upload_large(stack, figures)
             if "backup" in only:
                 bench_backup(stack, args.copies, figures)
+            if "library_backup" in only:
+                bench_library_backup(stack, args.copies, figures)
             if "restore" in only:
                 bench_restore(stack, args.copies, args.large_mb, figures)
         finally:
