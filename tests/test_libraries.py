@@ -6,9 +6,11 @@ real on the test database, the bucket is moto's S3 server over HTTP.
 from __future__ import annotations
 
 import hashlib
+import io
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from opaque_keys.edx.locator import LibraryLocatorV2
 
 from plugin_app import backups, contexts, library_restores, restores, storage
@@ -206,3 +208,21 @@ def test_a_restore_item_naming_a_library_runs_through_the_restore_kind(libraries
     assert (new.error, new.object_name, own.error, own.object_name) == ("", name, "", name)
     (course,) = restores.plan(staff, [("course-v1:OrgA+X+1", name)], {})
     assert course.error.startswith("Invalid source")  # a library's zip never restores a course
+
+
+def test_the_api_and_the_command_back_up_libraries_beside_courses(
+    libraries, sample_course, staff, client_for, backups_in_this_thread, settings
+):
+    answer = client_for(staff).post("/api/courses/v0/backup/", {"org": "OrgB"}, format="json")
+    status = client_for(staff).get(f"/api/courses/v0/backup/status/{answer.json()['processId']}")
+    (item,) = status.json()["result"]["items"]
+    assert (item["course_id"], item["status"]) == (OTHER, "exported")
+    assert set(item) == {"course_id", "status", "key", "size", "sha256", "url"}  # a course's fields
+    versions = client_for(staff).get(f"/api/courses/v0/backup/versions/{OTHER}").json()["versions"]
+    assert [v["key"] for v in versions] == [item["key"]]
+
+    settings.EXPORTBULK_SERVICE_USERNAME = "staff"
+    out = io.StringIO()
+    call_command("exportbulk_backup", "--all", stdout=out)
+    assert f"unchanged  {OTHER}  {item['key']}" in out.getvalue()
+    assert "Completed: 2 exported, 1 unchanged, 0 failed" in out.getvalue()  # the course and LIB
