@@ -17,7 +17,7 @@ from plugin_app import backups, contexts, library_restores, restores, storage
 from plugin_app.backends import learning_core
 from plugin_app.backends.libraries import author_group_name, get_library_backend
 from plugin_app.data import ItemStatus
-from tests.libraries import change_component, comparable, dump_bytes, make_library
+from tests.libraries import change_component, comparable, dump_bytes, make_library, members_of, zip_of
 from tests.test_backups import run
 
 pytestmark = pytest.mark.django_db
@@ -88,12 +88,16 @@ def test_the_fingerprint_moves_with_drafts_and_after_a_load_with_the_same_versio
     drafted = backend.fingerprint(key)
     assert drafted != before
 
-    # The other library, dumped and loaded over LIB: same version numbers, other content.
-    archive = tmp_path / "other.zip"
-    archive.write_bytes(dump_bytes(OTHER, tmp_path))
-    name = stage(f"backups/{LIB}/20261123T193000Z.zip", archive.read_bytes())
+    # LIB's own dump with one block's content edited, loaded over LIB: the same title, times and
+    # version numbers come back, with other content. The load writes new version rows.
+    members = members_of(dump_bytes(LIB, tmp_path))
+    block = next(name for name in sorted(members) if "/quiz/" in name and name.endswith("block.xml"))
+    members[block] = b'<problem display_name="Quiz"><p>Edited inside the backup.</p></problem>'
+    name = stage(f"backups/{LIB}/20261123T193000Z.zip", zip_of(members))
     assert restore(staff, LIB, name, overwrite=True).outcome == restores.RESTORED
-    assert backend.fingerprint(key) not in (before, drafted)
+    reloaded = backend.fingerprint(key)
+    assert reloaded not in (before, drafted)
+    assert members_of(dump_bytes(LIB, tmp_path))[block] == members[block]
 
 
 def test_retention_keeps_library_versions_like_a_course(libraries, staff, settings):
