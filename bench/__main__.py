@@ -134,9 +134,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--tiny-courses", type=int, default=200)
     parser.add_argument("--poll-seconds", type=float, default=10)
-    kinds = [
-        "export", "overhead", "upload", "status", "upload_large", "backup", "library_backup", "restore", "scaleout",
-    ]  # fmt: skip
+    kinds = ["export", "overhead", "upload", "status", "upload_large", "backup", "library_backup", "restore"]
+    kinds.append("scaleout")
     parser.add_argument("--only", choices=kinds, action="append")
     args = parser.parse_args()
     only = set(args.only or kinds)
