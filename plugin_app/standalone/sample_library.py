@@ -8,6 +8,7 @@ whatever ``EXPORTBULK_OLX_ROOT`` is: libraries live in the database, not in the 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -73,7 +74,8 @@ def seed_sample_library() -> bool:
                 component, _version = api.create_component_and_version(
                     package.id, component_type, code, title, now
                 )
-                api.create_next_component_version(component.pk, files, now, title)
+                media: dict[str, Any] = dict(files)  # openedx-core 0.x and 1.x type these values apart
+                api.create_next_component_version(component.pk, media, now, title)
             api.publish_all_drafts(package.id)
     except (IntegrityError, ValidationError):  # a process started beside this one seeded it first
         return False
