@@ -230,3 +230,15 @@ def test_the_api_and_the_command_back_up_libraries_beside_courses(
     call_command("exportbulk_backup", "--all", stdout=out)
     assert f"unchanged  {OTHER}  {item['key']}" in out.getvalue()
     assert "Completed: 2 exported, 1 unchanged, 0 failed" in out.getvalue()  # the course and LIB
+
+
+def test_a_librarys_versions_are_read_back_from_the_bucket_when_the_database_forgot_them(
+    libraries, staff, client_for
+):
+    from plugin_app.models import BackupVersion
+
+    _p, manifest = run(staff, [LIB])
+    BackupVersion.objects.all().delete()  # a fresh database: the bucket is the source of truth
+    answer = client_for(staff).get(f"/api/courses/v0/backup/versions/{LIB}").json()
+    assert [v["key"] for v in answer["versions"]] == [manifest["courses"][0]["key"]]
+    assert answer["versions"][0]["sha256"] == manifest["courses"][0]["sha256"]
