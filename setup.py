@@ -68,7 +68,15 @@ setup(
     install_requires=PLUGIN_REQUIRES + APP_REQUIRES,
     extras_require={
         # The standalone server: its production WSGI server, MySQL driver and Celery's Redis transport.
-        "standalone": ["gunicorn>=27.0", "PyMySQL>=1.1", "redis>=5.0", "django-ratelimit>=4.1"],
+        # Learning Core is where v2 content libraries live: the standalone server migrates and uses it.
+        "standalone": [
+            "gunicorn>=27.0",
+            "PyMySQL>=1.1",
+            "redis>=5.0",
+            "django-ratelimit>=4.1",
+            'openedx-core==0.36.0; python_version < "3.12"',
+            'openedx-core==1.15.2; python_version >= "3.12"',
+        ],
         # The platform's own packages the tests run for real (`make install`), one line per Python
         # where they differ: the 1.x lines need Python 3.12.
         "platform": [
@@ -93,6 +101,8 @@ setup(
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
             "olxcleaner>=0.3",
+            'openedx-core==0.36.0; python_version < "3.12"',
+            'openedx-core==1.15.2; python_version >= "3.12"',
             "tutor-minio>=22.0.0,<23.0.0",
             "ruff>=0.6",
             # make test-types, test-package, changelog (see the Makefile)

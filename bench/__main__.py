@@ -22,6 +22,7 @@ import psutil
 
 from bench import scaleout
 from bench.backup import bench_backup
+from bench.library_backup import bench_library_backup
 from bench.measure import RSS_NOISE_MB, peak_rss_growth, timed
 from bench.overhead import bench_overhead
 from bench.restore import bench_restore
@@ -141,6 +142,7 @@ def main() -> None:
         "status",
         "upload_large",
         "backup",
+        "library_backup",
         "restore",
         "versions",
         "scaleout",
@@ -167,6 +169,8 @@ def main() -> None:
                 scaleout.bench_upload_large(stack, figures)
             if "backup" in only:
                 bench_backup(stack, args.copies, figures)
+            if "library_backup" in only:
+                bench_library_backup(stack, args.copies, figures)
             if "restore" in only:
                 bench_restore(stack, args.copies, args.large_mb, figures)
             if "versions" in only:

@@ -18,6 +18,7 @@ from opaque_keys.edx.keys import CourseKey
 
 from plugin_app.backends import get_backend
 from plugin_app.backends.base import CoursePermission
+from plugin_app.backends.libraries import get_library_backend, library_key
 from plugin_app.data import ProcessInfo, ProcessKind
 from plugin_app.models import BulkItem, BulkProcess
 
@@ -32,36 +33,34 @@ PERMISSION_OF_KIND = {
 }
 
 
-def write_refusal(process: BulkProcess, course_id: str) -> str:
-    """PERMISSION_WITHDRAWN when the process's owner may no longer do to the course what the
-    process does (a kind's ``refusal``), else ""."""
+def _allowed(user: User, course_id: str, permission: CoursePermission) -> bool:
+    """Whether the user may still do to the course (or v2 library: edit rights on it) what the
+    process does; True for an id that failed at request time, which has nothing to withdraw."""
+    library = library_key(course_id)
+    if library is not None:
+        return get_library_backend().may_author(user, library)
     try:
         course_key = CourseKey.from_string(course_id)
     except InvalidKeyError:
-        return ""  # failed at request time
+        return True
+    return get_backend().has_write_access(user, course_key, permission)
+
+
+def write_refusal(process: BulkProcess, course_id: str) -> str:
+    """PERMISSION_WITHDRAWN when the process's owner may no longer do to the course what the
+    process does (a kind's ``refusal``), else ""."""
     permission = PERMISSION_OF_KIND[ProcessKind(process.kind)]
-    return (
-        "" if get_backend().has_write_access(process.owner, course_key, permission) else PERMISSION_WITHDRAWN
-    )
+    return "" if _allowed(process.owner, course_id, permission) else PERMISSION_WITHDRAWN
 
 
 def refused_courses(user: User, process_id: str) -> set[str]:
     """The courses of the process that the user may no longer author."""
-    backend = get_backend()
     kind = BulkProcess.objects.values_list("kind", flat=True).get(process_id=process_id)
     permission = PERMISSION_OF_KIND[ProcessKind(kind)]
     course_ids = set(
         BulkItem.objects.filter(process__process_id=process_id).values_list("course_id", flat=True).distinct()
     )
-    refused = set()
-    for course_id in course_ids:
-        try:
-            course_key = CourseKey.from_string(course_id)
-        except InvalidKeyError:
-            continue  # failed at request time; it never had anything to show
-        if not backend.has_write_access(user, course_key, permission):
-            refused.add(course_id)
-    return refused
+    return {course_id for course_id in course_ids if not _allowed(user, course_id, permission)}
 
 
 def as_allowed_now(user: User, info: ProcessInfo) -> ProcessInfo:

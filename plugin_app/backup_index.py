@@ -1,7 +1,8 @@
 """
 The backup index (``BackupVersion`` rows) reconciled with the bucket, the source of truth.
 
-The database only indexes the objects ``<prefix>backups/<course_id>/<stamp>.tar.gz``: a fresh
+The database only indexes the objects ``<prefix>backups/<course_id>/<stamp>.tar.gz`` (``.zip``
+for a library): a fresh
 database, or an older one restored from a dump, does not know some of them. Whenever a course's
 versions are about to be read (the versions API; a backup run, once it holds the course), its
 folder is listed and each object without a row gets one, with the size, sha256 and fingerprint
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "backups"
 STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
-_VERSION = re.compile(r"\d{8}T\d{6}\.\d{6}Z\.tar\.gz")
+# A course's tarball or a library's zip (Learning Core's), named by its UTC stamp.
+_VERSION = re.compile(r"(?P<stamp>\d{8}T\d{6}\.\d{6}Z)\.(?:tar\.gz|zip)")
 
 
 def folder(course_id: str) -> str:
@@ -77,7 +79,9 @@ def stored_versions(course_id: str) -> list[str]:
 
 
 def _version(course: BackupCourse, name: str, entry: dict[str, Any]) -> BackupVersion:
-    stamp = name.rsplit("/", 1)[1].removesuffix(".tar.gz")
+    version = _VERSION.fullmatch(name.rsplit("/", 1)[1])
+    assert version is not None  # listed by stored_versions
+    stamp = version["stamp"]
     return BackupVersion(
         course=course,
         name=name,

@@ -33,17 +33,13 @@ from django.conf import settings
 from django.db import connections
 from django.db.models import Count, Min, Q
 from django.utils import timezone
-from opaque_keys import InvalidKeyError
-from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import access, kinds, lifecycle, runners, storage
-from plugin_app.backends import get_backend
+from plugin_app import access, contexts, kinds, lifecycle, runners, storage
 from plugin_app.backends.base import CourseNotFound
 from plugin_app.backup_index import PREFIX, STAMP_FORMAT, reconcile_if_reachable
 from plugin_app.course_holds import held, held_all
 from plugin_app.data import ItemOutcome, ItemStatus, ProcessKind
-from plugin_app.export import ExportError, storage_name, write_course
-from plugin_app.exports import requested_item
+from plugin_app.export import ExportError, storage_name
 from plugin_app.models import BackupCourse, BackupVersion, BulkItem, BulkProcess
 
 if TYPE_CHECKING:
@@ -69,7 +65,7 @@ def version_name(course_id: str, moment: datetime) -> str:
     would not make exactly one folder below ``backups/``."""
     if "/" in course_id or course_id in ("", ".", "..", "runs"):
         raise ValueError(f"Unsafe course id for a backup name: {course_id!r}")
-    return storage.object_name(PREFIX, course_id, f"{stamp(moment)}.tar.gz")
+    return storage.object_name(PREFIX, course_id, stamp(moment) + contexts.object_suffix(course_id))
 
 
 def manifest_name(process: BulkProcess) -> str:
@@ -82,11 +78,10 @@ def manifest_key(process_id: str) -> str:
 
 
 def check_course_id(course_id: str) -> str | None:
-    """Why the course cannot be backed up whatever its content (one sentence), or None."""
-    try:
-        CourseKey.from_string(course_id)
-    except InvalidKeyError:
-        return "Invalid course key."
+    """Why the course (or library) cannot be backed up whatever its content (one sentence), or None."""
+    invalid = contexts.invalid_key(course_id)
+    if invalid:
+        return invalid
     try:
         storage_name(lambda: version_name(course_id, timezone.now()))
     except ExportError as exc:
@@ -151,7 +146,7 @@ def _newest_complete(courses: list[BackupCourse]) -> dict[str, BackupVersion]:
 
 def _fingerprint(course_id: str) -> str | None:
     try:
-        return get_backend().fingerprint(CourseKey.from_string(course_id))
+        return contexts.fingerprint(course_id)
     except CourseNotFound:
         return None
 
@@ -166,10 +161,9 @@ def start_backup(user: User, course_ids: list[str], changed_only: bool = True, *
     recorded failed with the reason. Raises lifecycle.QuotaExceeded or QueueUnavailable (then
     nothing is recorded).
     """
-    backend = get_backend()
     items = []
     for position, course_id in enumerate(dict.fromkeys(course_ids)):
-        item = requested_item(user, position, course_id, backend)
+        item = contexts.requested_item(user, position, course_id)
         reason = None if item.status == ItemStatus.FAILED else check_course_id(course_id)
         if reason:
             item.status, item.error = ItemStatus.FAILED, reason
@@ -214,9 +208,7 @@ def backup_course(
         reconcile_if_reachable(course_id)  # a fresh database resumes from the bucket's newest version
         newest = _newest_after_cleanup(course)
         try:
-            outcome = _backup_held(
-                course, newest, CourseKey.from_string(course_id), process_id, changed_only, should_stop
-            )
+            outcome = _backup_held(course, newest, course_id, process_id, changed_only, should_stop)
         except storage.Stopped:
             return ItemOutcome(ItemStatus.CANCELED, {"outcome": "canceled"}, CANCELED)
         except (CourseNotFound, ExportError) as exc:
@@ -233,18 +225,19 @@ def backup_course(
 
 
 def _reason(exc: Exception) -> str:
-    return "Course not found." if isinstance(exc, CourseNotFound) else str(exc)
+    return exc.reason if isinstance(exc, CourseNotFound) else str(exc)
 
 
 def _backup_held(
     course: BackupCourse,
     newest: BackupVersion | None,
-    course_key: CourseKey,
+    course_id: str,
     process_id: str,
     changed_only: bool,
     should_stop: Callable[[], bool] | None,
 ) -> ItemOutcome:
-    fingerprint = get_backend().fingerprint(course_key)
+    """Back up the course (or library) ``course_id``, the item's own key, whose record is held."""
+    fingerprint = contexts.fingerprint(course_id)
     # An object removed behind our back (a bucket lifecycle rule, a person) is no backup.
     if (
         changed_only
@@ -256,13 +249,13 @@ def _backup_held(
     moment = timezone.now()
     version = BackupVersion.objects.create(
         course=course,
-        name=version_name(str(course_key), moment),  # the item's own key, not the record's
+        name=version_name(course_id, moment),  # the item's own key, not the record's
         created=moment,
         process_id=process_id,
         fingerprint=fingerprint,
     )
     try:
-        written = write_course(course_key, version.name, should_stop)
+        written = contexts.write(course_id, version.name, should_stop)
     except BaseException:
         # The writer aborted its upload; if the database is what failed, the next hold cleans up.
         version.delete()

@@ -41,7 +41,7 @@ class Written:
     sha256: str
 
 
-class _Digesting:
+class Digesting:
     """A write-only file that counts and hashes what passes through it to ``out``."""
 
     def __init__(self, out: BinaryIO):
@@ -79,7 +79,7 @@ def export_course(
     name = storage_name(lambda: storage.export_name(str(course_key), process_id))
     written = write_course(course_key, name, should_stop)
     if name != latest:
-        with _export_errors(course_key):
+        with export_errors(course_key):
             storage.copy(name, latest, written.size)
     return name
 
@@ -87,23 +87,23 @@ def export_course(
 def write_course(course_key: CourseKey, name: str, should_stop: Callable[[], bool] | None = None) -> Written:
     """Stream the course's tarball into the storage name ``name``; raises ExportError (or
     storage.Stopped, see ``export_course``)."""
-    with _export_errors(course_key), get_backend().export_olx(course_key) as tree:
+    with export_errors(course_key), get_backend().export_olx(course_key) as tree:
         if not _safe_folder_name(tree.root_name):
             # The tarball's top folder: ".." would make every member a path outside the extraction root.
             raise ExportError(f"The course's url_name {tree.root_name!r} cannot name a folder.")
         with storage.open_writer(name, TARBALL_CONTENT_TYPE, should_stop) as out:
-            digesting = _Digesting(out)
+            digesting = Digesting(out)
             write_tarball(tree, digesting, settings.EXPORTBULK_COMPRESSION_LEVEL)  # type: ignore[arg-type]
     return Written(digesting.size, digesting.hash.hexdigest())
 
 
 @contextlib.contextmanager
-def _export_errors(course_key: CourseKey) -> Iterator[None]:
+def export_errors(course_key: object) -> Iterator[None]:
     """Turn what a backend or the storage raises into an ExportError whose message is safe to show."""
     try:
         yield
-    except CourseNotFound:
-        raise ExportError("Course not found.") from None
+    except CourseNotFound as exc:
+        raise ExportError(exc.reason) from None
     except (BotoCoreError, ClientError) as exc:
         # botocore's messages name the operation and the S3 error code, never the credentials.
         log.warning("Export of %s could not be stored: %s", course_key, exc)

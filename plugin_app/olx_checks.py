@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError
@@ -59,14 +59,19 @@ def path_problem(value: str) -> str | None:
     return unsafe_relative_path(value.replace(":", "/"))
 
 
-def xml_problems(path: Path) -> list[str]:
-    """Why an XML file is refused (not well-formed, DTD or entities, too deep, a path value that
-    leaves the course folder); empty when it is fine. Streamed: memory grows with depth only."""
+def xml_problems(path: Path | IO[bytes]) -> list[str]:
+    """Why an XML file (a path, or an open file such as a ZIP member) is refused (not well-formed,
+    DTD or entities, too deep, a path value that leaves the course folder); empty when it is fine.
+    Streamed: memory grows with depth only."""
     problems: list[str] = []
     stack: list[Any] = []
     try:
         events = safe_iterparse(
-            str(path), events=("start", "end"), forbid_dtd=True, forbid_entities=True, forbid_external=True
+            str(path) if isinstance(path, Path) else path,
+            events=("start", "end"),
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
         )
         for event, element in events:
             if event == "end":

@@ -110,6 +110,29 @@ def target_key(course_id: str) -> CourseLocator | None:
     return key
 
 
+@dataclass(frozen=True)
+class ContextKind:
+    """A learning context restored its own way (v2 libraries: ``library_restores``): the ids it
+    claims are planned and run by its functions, with the same items, outcomes and report."""
+
+    claims: Callable[[str], bool]
+    plan_one: Callable[[User, str, str, dict[str, str]], PlannedItem]
+    restore_one: Callable[[str, str, str, User, dict[str, Any], bool], Restored]
+
+
+CONTEXT_KINDS: list[ContextKind] = []
+
+
+def register_context(kind: ContextKind) -> None:
+    """Make a kind of learning context known (the app's ``ready``; again is harmless)."""
+    if kind not in CONTEXT_KINDS:
+        CONTEXT_KINDS.append(kind)
+
+
+def _context_kind(course_id: str) -> ContextKind | None:
+    return next((kind for kind in CONTEXT_KINDS if kind.claims(course_id)), None)
+
+
 def plan(user: User, pairs: list[tuple[str, str]], uploads: dict[str, str]) -> list[PlannedItem]:
     """Each requested restore checked and its source resolved; ``uploads`` maps file names to objects."""
     backend = get_backend()
@@ -119,6 +142,9 @@ def plan(user: User, pairs: list[tuple[str, str]], uploads: dict[str, str]) -> l
 def _plan_one(
     backend: CourseBackend, user: User, course_id: str, source: str, uploads: dict[str, str]
 ) -> PlannedItem:
+    other = _context_kind(course_id)
+    if other:
+        return other.plan_one(user, course_id, source, uploads)
     item = PlannedItem(course_id, source)
     key = target_key(course_id)
     if key is None:
@@ -131,7 +157,7 @@ def _plan_one(
     if source in uploads:
         item.object_name = uploads[source]
     elif source.startswith(BACKUP_PREFIX):
-        item.object_name, item.error = _backup_object(key, source[len(BACKUP_PREFIX) :])
+        item.object_name, item.error = backup_object(str(key), source[len(BACKUP_PREFIX) :])
     else:
         item.object_name, item.error = _bucket_object(backend, user, source)
     return item
@@ -157,30 +183,31 @@ def backup_folder(course_id: str) -> str:
     return storage.object_name("backups", course_id) + "/"
 
 
-def _backup_object(key: CourseKey, version: str) -> tuple[str, str]:
-    """The object of the course's own backup ``latest`` or ``<timestamp>``, or an error."""
+def backup_object(course_id: str, version: str, suffix: str = ".tar.gz") -> tuple[str, str]:
+    """The object of the course's (``suffix`` ".zip": the library's) own backup ``latest`` or
+    ``<timestamp>``, or an error."""
     if version != "latest" and not re.fullmatch(_TIMESTAMP, version):
         return "", "Invalid source: backup:latest or backup:<timestamp like 20261123T193000Z> expected."
-    folder = backup_folder(str(key))
+    folder = backup_folder(course_id)
     try:
         _folders, files = storage.get_storage().listdir(folder)
     except FileNotFoundError:
         files = []
     versions = sorted(
-        name[: -len(".tar.gz")] for name in files if re.fullmatch(_TIMESTAMP + r"\.tar\.gz", name)
+        name[: -len(suffix)] for name in files if re.fullmatch(_TIMESTAMP + re.escape(suffix), name)
     )
     if version == "latest" and versions:
-        return f"{folder}{versions[-1]}.tar.gz", ""
+        return f"{folder}{versions[-1]}{suffix}", ""
     if version in versions:
-        return f"{folder}{version}.tar.gz", ""
+        return f"{folder}{version}{suffix}", ""
     return "", f"Source not found: the course has no backup {version}."
 
 
 def _source_course(name: str) -> str | None:
-    """The course an object of this app's bucket is an export or a backup of, or None."""
+    """The course (or library) an object of this app's bucket is an export or a backup of, or None."""
     prefix = re.escape(settings.EXPORTBULK_KEY_PREFIX)
     export = re.escape(settings.EXPORTBULK_EXPORT_KEY_TEMPLATE).replace(r"\{course_id\}", "(?P<course>.+)")
-    backup = rf"backups/(?P<course>.+)/{_TIMESTAMP}\.tar\.gz"
+    backup = rf"backups/(?P<course>.+)/{_TIMESTAMP}\.(?:tar\.gz|zip)"
     for pattern in (backup, export):
         match = re.fullmatch(prefix + pattern, name)
         if match:
@@ -188,15 +215,23 @@ def _source_course(name: str) -> str | None:
     return None
 
 
-def _bucket_object(backend: CourseBackend, user: User, source: str) -> tuple[str, str]:
-    """A bucket key (with or without the key prefix), if it is an export or a backup the caller may read."""
+def bucket_source(source: str) -> tuple[str, str | None, str]:
+    """A bucket key (with or without the key prefix): its object name, the course (or library) it
+    is an export or a backup of (None: neither), or an error."""
     prefix = settings.EXPORTBULK_KEY_PREFIX
     name = source if source.startswith(prefix) else prefix + source
     try:
         storage.object_name(name[len(prefix) :])  # refuses names that escape the prefix
     except (ValueError, SuspiciousFileOperation):
-        return "", "Invalid source: not an object name of this app's bucket."
-    course_id = _source_course(name)
+        return "", None, "Invalid source: not an object name of this app's bucket."
+    return name, _source_course(name), ""
+
+
+def _bucket_object(backend: CourseBackend, user: User, source: str) -> tuple[str, str]:
+    """A bucket key (with or without the key prefix), if it is an export or a backup the caller may read."""
+    name, course_id, error = bucket_source(source)
+    if error:
+        return "", error
     source_key = target_key(course_id) if course_id else None
     if source_key is None:
         return "", "Invalid source: neither an export nor a backup of this app, nor an uploaded file."
@@ -342,15 +377,21 @@ def run_item(process: BulkProcess, item: BulkItem) -> ItemOutcome:
     """The lifecycle's ``run_item`` of a restore: one tarball into one course."""
     token = f"{process.process_id.hex}-{item.position}"
     data, options = item.data, process.options or {}
-    done = restore_one(
-        token,
-        item.course_id,
-        data["object"],
-        process.owner,
-        options,
-        data.get("existed", True),
-        runners.cancel_check(process),
-    )
+    other = _context_kind(item.course_id)
+    if other:
+        done = other.restore_one(
+            token, item.course_id, data["object"], process.owner, options, data.get("existed", True)
+        )
+    else:
+        done = restore_one(
+            token,
+            item.course_id,
+            data["object"],
+            process.owner,
+            options,
+            data.get("existed", True),
+            runners.cancel_check(process),
+        )
     result = {"outcome": done.outcome, "findings": done.findings or [], "findings_total": done.findings_total}
     if done.outcome in (FAILED, CANCELED):
         status = ItemStatus.FAILED if done.outcome == FAILED else ItemStatus.CANCELED

@@ -254,7 +254,7 @@ class LiveStack:
             check=True,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,  # provision migrates Learning Core too (on MariaDB, about a minute)
         )
 
     def start_worker(self, **env) -> subprocess.Popen:

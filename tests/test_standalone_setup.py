@@ -191,3 +191,21 @@ def test_the_demo_tells_its_story_and_sends_server_logs_to_a_file(tmp_path):
     assert "Listening at" in log.read_text() and "[INFO]" in log.read_text()
     assert "[INFO]" not in output and "Listening at" not in output
     assert f"landed in the course folder {tmp_path / 'home' / 'courses' / 'sample'}" in output
+
+
+def test_first_time_setup_seeds_the_sample_library_whatever_the_course_folder(tmp_path):
+    (tmp_path / "own-courses").mkdir()  # an operator's folder: no sample course is copied there
+    env = environment(tmp_path, EXPORTBULK_OLX_ROOT=str(tmp_path / "own-courses"))
+    provision = [sys.executable, "-m", "plugin_app.standalone", "provision", "--username", "svc",
+                 "--email", "svc@example.com", "--client-id", "c", "--client-secret", "s"]  # fmt: skip
+    for _attempt in range(2):  # the second set-up finds the library and seeds nothing
+        subprocess.run(provision, env=env, check=True, capture_output=True, timeout=300)
+    code = (
+        "import django; django.setup(); from openedx_content.models_api import Component; "
+        "from plugin_app.backends import learning_core; "
+        "print(learning_core.package_refs('lib:'), Component.objects.count())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split("] ")[1].strip() == "3"
+    assert "('lib:ExportBulk:sample-library', 'ExportBulk sample library')" in out.stdout
+    assert list((tmp_path / "own-courses").iterdir()) == []

@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # the model module needs the app registry; annotations only
 class CourseNotFound(Exception):
     """The course key is valid but no such course exists."""
 
+    reason = "Course not found."  # what a caller is told (a library's says so)
+
 
 class UnitNotFound(Exception):
     """The unit named by a usage key does not exist, or is not a unit of that course."""

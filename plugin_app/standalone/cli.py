@@ -62,6 +62,13 @@ def seed_courses() -> Path:
     return root
 
 
+def seed_sample_library() -> None:
+    """The sample v2 library in Learning Core, on a database that holds no library yet (migrated)."""
+    from plugin_app.standalone.sample_library import seed_sample_library as seed
+
+    seed()
+
+
 @click.group()
 def main() -> None:
     """Bulk export and upload for Open edX courses, served without Open edX."""
@@ -88,6 +95,7 @@ def provision(username: str, email: str, client_id: str, client_secret: str, pas
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+    seed_sample_library()
     options = {"username": username, "email": email, "client_id": client_id, "client_secret": client_secret}
     if password:
         options["password"] = password
@@ -107,6 +115,7 @@ def serve(host: str, port: int, workers: int, connections: int) -> None:
 
     call_command("migrate", interactive=False, verbosity=0)
     seed_courses()
+    seed_sample_library()
     if settings.CELERY_TASK_ALWAYS_EAGER:
         click.echo("Tasks run in-process (CELERY_BROKER_URL is not set): no worker is needed.")
     else:

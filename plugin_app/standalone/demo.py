@@ -1,9 +1,10 @@
 """
 The README's main job, for real: provision a service client, serve the API with gunicorn, and
 through the REST client (a JWT from ``/oauth2/access_token/``) list the courses, export the
-sample course, restore that export into a new course id (the round trip), and bulk-upload files
-into the sample course from a CSV manifest and a ZIP. The server's and the worker's logs go to
-``$EXPORTBULK_HOME/demo.log``, so that the demo's own lines read as a story.
+sample course, restore that export into a new course id (the round trip), back up the sample v2
+library and restore it into a new library key, and bulk-upload files into the sample course from a
+CSV manifest and a ZIP. The server's and the worker's logs go to ``$EXPORTBULK_HOME/demo.log``, so
+that the demo's own lines read as a story.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from tutor_exportbulk.client import OpenedxRESTAPIClient
 
 COURSE_ID = "course-v1:ExportBulk+Sample+2026"
 RESTORED_ID = "course-v1:ExportBulk+Restored+2027"
+LIBRARY_ID = "lib:ExportBulk:sample-library"
+RESTORED_LIBRARY_ID = "lib:ExportBulk:restored-library"
 UNIT = "Bulk Uploads / Demo Files / Uploaded Unit"
 DEMO_FILES = {
     "welcome.html": b"<h2>Welcome</h2><p>This page came in through the bulk upload API.</p>\n",
@@ -52,6 +55,22 @@ def _upload_files(folder: Path) -> tuple[Path, Path]:
         for name, data in DEMO_FILES.items():
             archive.writestr(name, data)
     return manifest, content
+
+
+def _library_round_trip(client: OpenedxRESTAPIClient) -> bool:
+    """Back up the sample v2 library (Learning Core's zip), then restore it into a new key."""
+    process_id = client.backup_courses([LIBRARY_ID])["processId"]
+    *_, backed_up = client.wait(process_id, kind="backup", interval=0.5, timeout=300)
+    (item,) = backed_up["items"]
+    print(f"Backed up the library {LIBRARY_ID}: {item['status']} {item.get('key') or item.get('reason')}")
+    if item["status"] not in ("exported", "unchanged"):
+        return False
+    items = [{"source": item["key"], "course_id": RESTORED_LIBRARY_ID}]
+    process_id = client.restore(items, overwrite=True)["processId"]
+    *_, restored = client.wait(process_id, kind="restore", interval=0.5, timeout=300)
+    (item,) = restored["items"]
+    print(f"Restored it into the library {RESTORED_LIBRARY_ID}: {item['status']} {item['reason']}".rstrip())
+    return bool(item["status"] == "restored")
 
 
 def run_demo(port: int = 0) -> int:
@@ -96,6 +115,8 @@ def run_demo(port: int = 0) -> int:
             + f" ({len(item['findings'])} olxcleaner findings, reported)"
         )
         if item["status"] != "restored":
+            return 1
+        if not _library_round_trip(client):
             return 1
 
         with tempfile.TemporaryDirectory() as folder:

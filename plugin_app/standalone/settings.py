@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from openedx_content.settings_api import openedx_content_backcompat_apps_to_install
+
 from plugin_app.settings import common
 from plugin_app.standalone.environment import settings_from_environment
 from plugin_app.standalone.keys import jwt_keys, secret_key
@@ -57,8 +59,18 @@ INSTALLED_APPS = [
     "rest_framework",
     "oauth2_provider",
     "drf_spectacular",
+    # Learning Core: where v2 content libraries live (backed up and restored beside courses).
+    "openedx_content",
+    *openedx_content_backcompat_apps_to_install(),  # type: ignore[no-untyped-call]
     "plugin_app.apps.ExportBulkConfig",
 ]
+# Learning Core's file media (a library component's static files), never served to browsers here.
+OPENEDX_LEARNING = {
+    "MEDIA": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(HOME / "learning_core_media")},
+    }
+}
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

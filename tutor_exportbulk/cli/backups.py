@@ -21,8 +21,8 @@ _STYLES = {"exported": "green", "unchanged": "cyan", "failed": "red"}
 
 @api_command("backup")
 @click.argument("course_ids", nargs=-1)
-@click.option("--org", help="Every course of this organization the service user may author.")
-@click.option("--all", "all_courses", is_flag=True, help="Every course the service user may author.")
+@click.option("--org", help="Every course and library of this organization the service user may author.")
+@click.option("--all", "all_courses", is_flag=True, help="Every course and library the service user authors.")
 @click.option("--changed-only/--no-changed-only", default=True, show_default=True)
 @click.option("--wait", is_flag=True, help="Follow the run to its end and show each course's outcome.")
 @interval_option
@@ -35,7 +35,10 @@ def backup(
     wait: bool,
     interval: float,
 ) -> int:
-    """Back up courses as dated versions (changed ones only by default): COURSE_ID..., --org ORG or --all."""
+    """Back up courses and v2 libraries as dated versions (changed ones only by default).
+
+    COURSE_ID... (course ids or library keys lib:ORG:SLUG), --org ORG or --all.
+    """
     if sum((bool(course_ids), org is not None, all_courses)) != 1:
         raise click.UsageError("Give course ids, --org ORG or --all (one of them).")
     answer = runtime.client.backup_courses(
@@ -77,7 +80,7 @@ def show_backup(runtime: Runtime, result: dict[str, Any]) -> int:
 @api_command("backups")
 @click.argument("course_id")
 def backups(runtime: Runtime, course_id: str) -> None:
-    """List the backup versions of a course, newest first (time, size, sha256)."""
+    """List the backup versions of a course (or library), newest first (time, size, sha256)."""
     versions = runtime.client.course_backups(course_id)
 
     def render(console: Console) -> None:

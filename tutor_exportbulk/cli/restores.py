@@ -79,7 +79,8 @@ def restore(
     """Restore courses: SOURCE COURSE_ID pairs, or --from-backup-run RUN_MANIFEST.
 
     SOURCE is a local .tar.gz file (uploaded with the request), an object key of the bucket (an
-    export or a backup version), or backup:latest / backup:<timestamp> of COURSE_ID itself.
+    export or a backup version), or backup:latest / backup:<timestamp> of COURSE_ID itself. A
+    COURSE_ID may be a v2 library key (lib:ORG:SLUG): its SOURCE is then a library backup (.zip).
     """
     if bool(pairs) == bool(run_manifest) or len(pairs) % 2:
         raise click.UsageError(

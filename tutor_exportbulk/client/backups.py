@@ -26,15 +26,15 @@ class BackupsMixin(ProcessesMixin):
         changed_only: bool = True,
     ) -> dict[str, Any]:
         """
-        Back up courses to the bucket, as dated versions.
+        Back up courses and v2 content libraries to the bucket, as dated versions.
         Calls the ``/api/courses/v0/backup/`` Studio endpoint.
 
         Give exactly one of ``course_ids``, ``org`` or ``all``.
 
         Args:
-            course_ids: the courses to back up.
-            org: every course of this organization the caller may author.
-            all: every course the caller may author.
+            course_ids: the courses (or library keys ``lib:ORG:SLUG``) to back up.
+            org: every course and library of this organization the caller may author.
+            all: every course and library the caller may author.
             changed_only: skip courses whose newest backup is still current (the default).
 
         Returns:

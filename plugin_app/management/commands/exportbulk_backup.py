@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from oauth2_provider.models import get_application_model
 
-from plugin_app import backups, exports, lifecycle, runners
+from plugin_app import backups, contexts, lifecycle, runners
 from plugin_app.data import ProcessKind, ProcessStatus
 from plugin_app.management.commands.exportbulk_provision import APPLICATION_NAME
 from plugin_app.status import get_process
@@ -43,15 +43,19 @@ def service_user(username: str | None) -> Any:
 
 
 class Command(BaseCommand):
-    help = "Back up courses (by default every course, changed ones only); exit 1 when a course failed."
+    help = (
+        "Back up courses and v2 libraries (by default every one, changed ones only); exit 1 when one failed."
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         selection = parser.add_mutually_exclusive_group()
         selection.add_argument(
-            "--all", action="store_true", help="every course the user may author (default)"
+            "--all", action="store_true", help="every course and library the user may author (default)"
         )
-        selection.add_argument("--org", help="the courses of one organization")
-        selection.add_argument("--course", action="append", dest="courses", metavar="COURSE_ID")
+        selection.add_argument("--org", help="the courses and libraries of one organization")
+        selection.add_argument(
+            "--course", action="append", dest="courses", metavar="ID", help="a course id or library key"
+        )
         parser.add_argument("--changed-only", action=argparse.BooleanOptionalAction, default=True)
         parser.add_argument(
             "--user", help="default: EXPORTBULK_SERVICE_USERNAME, else the provisioned client's user"
@@ -64,7 +68,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         user = service_user(options["user"])
         username = user.username
-        course_ids = options["courses"] or exports.authorable_courses(user, options["org"])
+        course_ids = options["courses"] or contexts.authorable(user, options["org"])
         if not course_ids:
             raise CommandError(f"No course to back up: {username} may author no course of that selection.")
         try:

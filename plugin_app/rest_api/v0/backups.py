@@ -11,15 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from opaque_keys import InvalidKeyError
-from opaque_keys.edx.keys import CourseKey
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from plugin_app import backup_index, backups, exports, storage
-from plugin_app.backends import get_backend
-from plugin_app.backends.base import CoursePermission
+from plugin_app import backup_index, backups, contexts, storage
 from plugin_app.data import ProcessKind
 from plugin_app.models import BackupVersion
 from plugin_app.rest_api.v0 import schema
@@ -42,8 +38,9 @@ class BackupView(BulkAPIView):
     """
     Back up courses to the bucket as dated versions, skipping those whose newest backup is current.
 
-    ``POST /api/courses/v0/backup/`` with ``{"courses": [course ids]}``, ``{"org": "X"}`` or
-    ``{"all": true}`` (courses the caller may author), and optionally ``"changed_only": false``.
+    ``POST /api/courses/v0/backup/`` with ``{"courses": [course ids or library keys]}``,
+    ``{"org": "X"}`` or ``{"all": true}`` (courses and v2 libraries the caller may author), and
+    optionally ``"changed_only": false``. A library is backed up as Learning Core's zip.
     Always asynchronous: 202 ``{"processId": ...}``; see ``backup/status/<processId>``. Courses
     the caller may not author fail at once, with their reason.
     """
@@ -63,7 +60,7 @@ class BackupView(BulkAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        selected = selected_courses(request, BackupRequestSerializer, "back up")
+        selected = selected_courses(request, BackupRequestSerializer, "back up", contexts.authorable)
         if isinstance(selected, Response):
             return selected
         body, course_ids = selected
@@ -118,12 +115,14 @@ class _VersionsSerializer(serializers.Serializer[Any]):
 
 
 class BackupVersionsView(BulkAPIView):
-    """``GET /api/courses/v0/backup/versions/<course_id>``: the course's backups, newest first.
+    """``GET /api/courses/v0/backup/versions/<course_id>``: the course's (or library's) backups,
+    newest first.
 
     Read from the bucket, the source of truth: the course's stored objects, with what the
     database (reconciled with the bucket's run manifests) knows of each. Needs Studio write
-    access to the course, as backing it up does (403); a course that neither exists nor has a
-    backup is a 404 (a deleted course's backups are listed: they are how it comes back).
+    access to the course (edit rights on a library), as backing it up does (403); a course that
+    neither exists nor has a backup is a 404 (a deleted course's backups are listed: they are how
+    it comes back).
     """
 
     @extend_schema(
@@ -131,15 +130,12 @@ class BackupVersionsView(BulkAPIView):
                    404: schema.ErrorSerializer, **schema.AUTH_ERRORS},
     )  # fmt: skip
     def get(self, request: Request, course_id: str) -> Response:
-        try:
-            course_key = CourseKey.from_string(course_id)
-        except InvalidKeyError:
+        if contexts.invalid_key(course_id):
             return api_error(400, f"Invalid course key: {course_id}", "invalid_course_key")
-        backend = get_backend()
-        if not backend.has_write_access(caller(request), course_key, CoursePermission.EXPORT):
-            return api_error(403, exports.PERMISSION_DENIED, "permission_denied")
+        if not contexts.may_author(caller(request), course_id):
+            return api_error(403, contexts.permission_denied(course_id), "permission_denied")
         stored = backup_index.reconcile(course_id)
-        if not stored and not backend.course_exists(course_key):
+        if not stored and not contexts.exists(course_id):
             return api_error(
                 404, f"Course not found: {course_id} does not exist and has no backup.", "not_found"
             )

@@ -11,7 +11,7 @@ Errors outside the status envelope follow the platform: ``developer_message`` an
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
@@ -52,15 +52,19 @@ def api_error(status_code: int, developer_message: str, error_code: str) -> Resp
 
 
 def selected_courses(
-    request: Request, serializer_class: type[CourseSelectionSerializer], verb: str
+    request: Request,
+    serializer_class: type[CourseSelectionSerializer],
+    verb: str,
+    authorable: Callable[[User, str | None], list[str]] = api.authorable_courses,
 ) -> tuple[dict[str, Any], list[str]] | Response:
     """The validated body of an export or backup request and the courses it selects (the listed
-    ones, or those of ``org`` / ``all`` the caller may author); or the 400 that refuses it."""
+    ones, or those of ``org`` / ``all`` the caller may author: ``authorable``); or the 400 that
+    refuses it."""
     serializer = serializer_class(data=request.data)
     if not serializer.is_valid():
         return api_error(400, _flatten(serializer.errors), "invalid_request")
     body: dict[str, Any] = serializer.validated_data
-    course_ids = body.get("courses") or api.authorable_courses(caller(request), body.get("org"))
+    course_ids = body.get("courses") or authorable(caller(request), body.get("org"))
     if not course_ids:
         message = f"No course to {verb}: you may author no course of that selection."
         return api_error(400, message, "no_courses")
