@@ -242,3 +242,19 @@ def test_a_librarys_versions_are_read_back_from_the_bucket_when_the_database_for
     answer = client_for(staff).get(f"/api/courses/v0/backup/versions/{LIB}").json()
     assert [v["key"] for v in answer["versions"]] == [manifest["courses"][0]["key"]]
     assert answer["versions"][0]["sha256"] == manifest["courses"][0]["sha256"]
+
+
+def test_a_queued_library_backup_stores_nothing_once_its_author_lost_access(lib_author, libraries, held_back):
+    from plugin_app import access, runners
+    from plugin_app.models import BulkItem
+
+    process_id = backups.start_backup(lib_author, [LIB])
+    (item,) = BulkItem.objects.filter(process__process_id=process_id)
+    assert item.status == ItemStatus.PENDING  # accepted: the author could edit the library then
+    lib_author.groups.clear()
+
+    runners.work_on_item(item.id)
+
+    item.refresh_from_db()
+    assert (item.status, item.error) == (ItemStatus.FAILED, access.PERMISSION_WITHDRAWN)
+    assert not [key for key in storage.get_storage().listdir(f"backups/{LIB}")[1]]
