@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from opaque_keys.edx.keys import CourseKey
 
 from plugin_app import runners, storage
@@ -79,11 +79,12 @@ def export_answer(process_id: str) -> ExportAnswer:
     answer = ExportAnswer()
     for item in BulkItem.objects.filter(process__process_id=process_id).order_by("position"):
         course_id = item.course_id
-        if item.task_id is not None:  # a valid key, whose storage name the export checks again
-            key = storage.export_name(str(CourseKey.from_string(course_id)), process_id)
+        if item.task_id is not None:  # a valid key: a task, whatever becomes of it
             answer.upload_task_ids[course_id] = str(item.task_id)
-            answer.upload_keys[course_id] = key
-            answer.upload_urls[course_id] = storage.object_url(key)
+            key = _object_key(course_id, process_id)
+            if key is not None:
+                answer.upload_keys[course_id] = key
+                answer.upload_urls[course_id] = storage.object_url(key)
         if item.status == ItemStatus.SUCCESS:
             answer.successful_uploads[course_id] = storage.download_url(item.result["object"])
         elif item.status in (ItemStatus.FAILED, ItemStatus.CANCELED):
@@ -91,6 +92,15 @@ def export_answer(process_id: str) -> ExportAnswer:
         else:
             answer.pending_uploads.append(course_id)
     return answer
+
+
+def _object_key(course_id: str, process_id: str) -> str | None:
+    """The bucket key of the course's export in the process; None for an id that cannot name an
+    object (an old-style key such as ``../../x``: its export fails saying so)."""
+    try:
+        return storage.export_name(str(CourseKey.from_string(course_id)), process_id)
+    except (ValueError, SuspiciousFileOperation):
+        return None
 
 
 def task_state(user: User, course_id: str, task_id: str) -> dict[str, str]:
