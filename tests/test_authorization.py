@@ -72,6 +72,7 @@ ENDPOINTS = {
     "restore-cancel": ("restore-cancel", "restore"),
     "export-task": ("export-task", "export_task"),  # the owner's export task of course A
     "export-versions": ("export-versions", None),
+    "storage-check": ("storage-check", None),  # staff only: it names the bucket and writes to it
 }
 
 DENY = (401, 403)  # either is a refusal; what matters is that nothing happens
@@ -79,52 +80,52 @@ DENY = (401, 403)  # either is a refusal; what matters is that nothing happens
 EXPECTED = {
     #                      export status list  upload status list  any    dl:tgz csv  cancel:exp upl
     #                      then backup: start status list versions cancel; restore: post status list cancel;
-    #                      then the export anchor's: task state, content versions
+    #                      then the export anchor's: task state, content versions; storage check
     "anonymous":           (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
                            401, 401, 401, 401, 401, 401, 401, 401, 401,
-                           401, 401),
+                           401, 401, 401),
     "jwt-malformed":       (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
                            401, 401, 401, 401, 401, 401, 401, 401, 401,
-                           401, 401),
+                           401, 401, 401),
     "jwt-alg-none":        (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
                            401, 401, 401, 401, 401, 401, 401, 401, 401,
-                           401, 401),
+                           401, 401, 401),
     "jwt-bad-signature":   (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
                            401, 401, 401, 401, 401, 401, 401, 401, 401,
-                           401, 401),
+                           401, 401, 401),
     "jwt-expired":         (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
                            401, 401, 401, 401, 401, 401, 401, 401, 401,
-                           401, 401),
+                           401, 401, 401),
     "jwt-wrong-issuer":    (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
                            401, 401, 401, 401, 401, 401, 401, 401, 401,
-                           401, 401),
+                           401, 401, 401),
     "jwt-wrong-audience":  (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
                            401, 401, 401, 401, 401, 401, 401, 401, 401,
-                           401, 401),
+                           401, 401, 401),
     "bearer-unknown":      (401, 401, 401, 401, 401, 401, 401, 200, 200, 401, 401,
                            401, 401, 401, 401, 401, 401, 401, 401, 401,
-                           401, 401),
+                           401, 401, 401),
     "inactive":            (DENY, DENY, DENY, DENY, DENY, DENY, DENY, 200, 200, DENY, DENY,
                            DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY,
-                           DENY, DENY),
+                           DENY, DENY, DENY),
     "bearer-inactive":     (DENY, DENY, DENY, DENY, DENY, DENY, DENY, 200, 200, DENY, DENY,
                            DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY, DENY,
-                           DENY, DENY),
+                           DENY, DENY, DENY),
     "bearer-other-client": (400, 404, 200, 400, 404, 200, 404, 200, 200, 404, 404,
                            202, 404, 200, 403, 404, 202, 404, 200, 404,
-                           404, 200),
+                           404, 200, 403),
     "author":              (200, 404, 200, 200, 404, 200, 404, 200, 200, 404, 404,
                            202, 404, 200, 200, 404, 202, 404, 200, 404,
-                           404, 200),
+                           404, 200, 403),
     "staff":               (200, 404, 200, 200, 404, 200, 404, 200, 200, 404, 404,
                            202, 404, 200, 200, 404, 202, 404, 200, 404,
-                           404, 200),
+                           404, 200, 200),
     "owner":               (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
                            202, 200, 200, 200, 200, 202, 200, 200, 200,
-                           200, 200),
+                           200, 200, 403),
     "bearer-owner":        (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
                            202, 200, 200, 200, 200, 202, 200, 200, 200,
-                           200, 200),
+                           200, 200, 403),
 }
 # fmt: on
 
@@ -477,11 +478,13 @@ def check_backup(cell: Cell, response):
     """Always accepted (202); a course the caller may not author fails, and nothing of it is stored."""
     (process,) = new_processes(cell.before)
     assert process.process_id.hex == response.json()["processId"]
-    assert process.owner.username == cell.username and process.status == ProcessStatus.COMPLETED
+    assert process.owner.username == cell.username
     (item,) = process.items.all()
     if cell.username in ("author", "staff", "owner"):
+        assert process.status == ProcessStatus.COMPLETED
         assert item.status == ItemStatus.SUCCESS and item.result["outcome"] in ("exported", "unchanged")
-    else:
+    else:  # its one course failed: the process ended Failed, at once
+        assert process.status == ProcessStatus.FAILED
         assert (item.status, item.error) == (ItemStatus.FAILED, api.PERMISSION_DENIED)
         assert tarballs(files(cell.world.storage_root)) == tarballs(cell.before["storage"])
 
@@ -541,6 +544,11 @@ def check_download(cell: Cell, response):
     assert b"".join(response.streaming_content) == (cell.world.storage_root / name).read_bytes()
 
 
+def check_storage(cell: Cell, response):
+    assert response.json()["storage"] == f"folder {cell.world.storage_root}"
+    assert snapshot(cell.world) == cell.before  # its probe object is gone again
+
+
 CHECKS = {
     "export": check_export,
     "upload": check_upload,
@@ -564,6 +572,7 @@ CHECKS = {
     "restore-cancel": check_cancel,
     "export-task": check_export_task,
     "export-versions": check_content_versions,
+    "storage-check": check_storage,
 }
 
 

@@ -24,7 +24,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -232,8 +232,11 @@ class StorageCheckView(BulkAPIView):
     """``GET /api/courses/v0/storage/check``: write, read back and delete a small object.
 
     For ``check``: a missing bucket, or one that refuses the app's writes, shows here, named,
-    rather than as every course of the next export failing.
+    rather than as every course of the next export failing. Staff only: it names the bucket and
+    writes to it, which no course author needs.
     """
+
+    permission_classes = [*BulkAPIView.permission_classes, IsAdminUser]
 
     @extend_schema(
         responses={200: schema.StorageCheckSerializer, 503: schema.ErrorSerializer, **schema.AUTH_ERRORS},
