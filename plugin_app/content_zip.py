@@ -15,6 +15,7 @@ from typing import BinaryIO
 from django.conf import settings
 
 from plugin_app.data import RowError
+from plugin_app.files import unsafe_relative_path
 
 COLUMN = "content"
 # What zipfile can decompress; others (implode, AES's 99, ...) would only fail once the task runs.
@@ -27,14 +28,10 @@ def unsafe_entry_name(name: str) -> str | None:
     """Why an entry name is unsafe, or None."""
     if not name:  # zipfile cuts names at a NUL: "\0x" reads as "", the extraction root itself
         return "has an empty name"
-    if "\\" in name or "\x00" in name:
-        return "contains a backslash or NUL"
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return "is an absolute path"
-    segments = name.split("/")
-    if ".." in segments:
-        return "contains '..'"
-    if "." in segments:
+    problem = unsafe_relative_path(name)  # a backslash or NUL, an absolute path, ".."
+    if problem:
+        return problem
+    if "." in name.split("/"):
         return "contains '.'"
     return None
 
