@@ -70,7 +70,7 @@ def write(context_id: str, name: str, should_stop: Callable[[], bool] | None = N
         with storage.open_writer(name, LIBRARY_CONTENT_TYPE, should_stop) as out:
             digesting = Digesting(out)
             shutil.copyfileobj(source, digesting, _CHUNK)
-    return Written(digesting.size, digesting.hash.hexdigest())
+    return digesting.written()
 
 
 def may_author(user: User, context_id: str) -> bool:

@@ -35,22 +35,27 @@ class ExportError(Exception):
 
 @dataclass(frozen=True)
 class Written:
-    """What was stored: its size and sha256, counted from the bytes as they were sent."""
+    """What was stored: its size and sha256 ("" when not asked for), counted from the bytes as they
+    were sent."""
 
     size: int
     sha256: str
 
 
 class Digesting:
-    """A write-only file that counts and hashes what passes through it to ``out``."""
+    """A write-only file that counts and (``hashed``) hashes what passes through it to ``out``."""
 
-    def __init__(self, out: BinaryIO):
-        self._out, self.size, self.hash = out, 0, hashlib.sha256()
+    def __init__(self, out: BinaryIO, hashed: bool = True):
+        self._out, self.size, self._hash = out, 0, hashlib.sha256() if hashed else None
 
     def write(self, data: bytes) -> int:
-        self.hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         self.size += len(data)
         return self._out.write(data)
+
+    def written(self) -> Written:
+        return Written(self.size, self._hash.hexdigest() if self._hash is not None else "")
 
     def flush(self) -> None:
         self._out.flush()
@@ -77,24 +82,26 @@ def export_course(
     """
     latest = storage_name(lambda: storage.export_name(str(course_key)))
     name = storage_name(lambda: storage.export_name(str(course_key), process_id))
-    written = write_course(course_key, name, should_stop)
+    written = write_course(course_key, name, should_stop, hashed=False)  # its size is enough
     if name != latest:
         with export_errors(course_key):
             storage.copy(name, latest, written.size)
     return name
 
 
-def write_course(course_key: CourseKey, name: str, should_stop: Callable[[], bool] | None = None) -> Written:
-    """Stream the course's tarball into the storage name ``name``; raises ExportError (or
-    storage.Stopped, see ``export_course``)."""
+def write_course(
+    course_key: CourseKey, name: str, should_stop: Callable[[], bool] | None = None, *, hashed: bool = True
+) -> Written:
+    """Stream the course's tarball into the storage name ``name``, with its sha256 if ``hashed``;
+    raises ExportError (or storage.Stopped, see ``export_course``)."""
     with export_errors(course_key), get_backend().export_olx(course_key) as tree:
         if not _safe_folder_name(tree.root_name):
             # The tarball's top folder: ".." would make every member a path outside the extraction root.
             raise ExportError(f"The course's url_name {tree.root_name!r} cannot name a folder.")
         with storage.open_writer(name, TARBALL_CONTENT_TYPE, should_stop) as out:
-            digesting = Digesting(out)
+            digesting = Digesting(out, hashed)
             write_tarball(tree, digesting, settings.EXPORTBULK_COMPRESSION_LEVEL)  # type: ignore[arg-type]
-    return Written(digesting.size, digesting.hash.hexdigest())
+    return digesting.written()
 
 
 @contextlib.contextmanager

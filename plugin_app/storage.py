@@ -33,7 +33,8 @@ from storages.backends.s3 import S3Storage
 
 from plugin_app.files import atomic_file
 
-PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB per part but the last
+# S3 wants at least 5 MiB per part but the last.
+_SMALLEST_PART = 5 * 1024 * 1024
 _SIGNING_SALT = "plugin_app.storage.download"
 
 
@@ -139,12 +140,16 @@ def copy(source: str, target: str, size: int) -> None:
     """Put the stored object ``source`` (of ``size`` bytes) under the name ``target`` too, atomically,
     without reading it here.
 
-    S3: one CopyObject (boto3's managed copy first asks the size with a HEAD and runs a transfer
-    manager: about three times the time of the copy itself on moto), multipart past 5 GiB. A disk:
-    a hard link, swapped in by rename (``source`` is never written again: every write replaces).
+    S3: nothing when ``target`` already holds the same bytes (``_holds_same``: an export of an
+    unchanged course is byte for byte the previous one); else one CopyObject (boto3's managed copy
+    first asks the size with a HEAD and runs a transfer manager: about three times the time of the
+    copy itself on moto), multipart past 5 GiB. A disk: a hard link, swapped in by rename
+    (``source`` is never written again: every write replaces).
     """
     store = get_storage()
     if isinstance(store, SharedClientS3Storage):
+        if _holds_same(store, target, source, size):
+            return
         copied = {"Bucket": store.bucket_name, "Key": source}
         if size < _LARGEST_SINGLE_COPY:
             store.client.copy_object(CopySource=copied, Bucket=store.bucket_name, Key=target)
@@ -162,32 +167,69 @@ def copy(source: str, target: str, size: int) -> None:
         raise
 
 
+def part_size() -> int:
+    """``EXPORTBULK_UPLOAD_PART_BYTES``, at least S3's smallest part. 32 MiB by default: most
+    courses go up in one PutObject (a multipart upload costs three requests, and some S3-compatible
+    stores, moto among them, a second pass over the bytes to join the parts)."""
+    return max(_SMALLEST_PART, settings.EXPORTBULK_UPLOAD_PART_BYTES)
+
+
+def _holds_same(store: SharedClientS3Storage, target: str, source: str, size: int) -> bool:
+    """Whether the object ``target`` holds the bytes of ``source``: the same size and the same
+    single-part ETag (S3's MD5 of the content; a multipart ETag, or an encryption's that is not an
+    MD5, never matches another upload's, so those are copied). On moto a copy costs a full read,
+    write and MD5 of the object; S3 bills it as a request and takes time in proportion to the size."""
+    client, bucket = store.client, store.bucket_name
+    try:
+        held = client.head_object(Bucket=bucket, Key=target)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    if held["ContentLength"] != size or "-" in held["ETag"]:
+        return False
+    return client.head_object(Bucket=bucket, Key=source)["ETag"] == held["ETag"]
+
+
 class _S3Writer:
     """A write-only file into one S3 object: a single PutObject when everything fits in one part,
     else the parts of a multipart upload, started when the first part is full (a small course
-    costs one request, not three)."""
+    costs one request, not three).
+
+    What is written is kept as the caller's chunks and joined once per request: growing one
+    buffer copies it again and again as it outgrows its allocation.
+    """
 
     def __init__(self, client: Any, bucket: str, key: str, content_type: str) -> None:
         self._client, self._bucket, self._key, self._content_type = client, bucket, key, content_type
         self._upload_id: str | None = None
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._buffered = 0
         self._parts: list[dict[str, Any]] = []
         self._failed = False
+        self._part_size = part_size()
 
     def write(self, data: bytes) -> int:
         if self._failed:  # the upload is being aborted; the writer's cleanup may still write
             return len(data)
-        self._buffer += data
-        if len(self._buffer) >= PART_SIZE:
+        self._chunks.append(bytes(data))  # the caller may reuse its buffer
+        self._buffered += len(data)
+        if self._buffered >= self._part_size:
             self._send_part()
         return len(data)
 
     def flush(self) -> None:
         """Parts are sent when full; S3 refuses small parts but the last."""
 
+    def _take(self) -> bytes:
+        """What is buffered, as one body; the buffer is emptied."""
+        body = b"".join(self._chunks)
+        self._chunks, self._buffered = [], 0
+        return body
+
     def _send_part(self) -> None:
         number = len(self._parts) + 1
-        part, self._buffer = self._buffer, bytearray()  # handed over whole: no copy of 8 MiB
+        part = self._take()
         try:
             if self._upload_id is None:
                 self._upload_id = self._client.create_multipart_upload(
@@ -204,10 +246,10 @@ class _S3Writer:
     def complete(self) -> None:
         if self._upload_id is None:
             self._client.put_object(
-                Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), ContentType=self._content_type
+                Bucket=self._bucket, Key=self._key, Body=self._take(), ContentType=self._content_type
             )
             return
-        if self._buffer:
+        if self._chunks:
             self._send_part()
         self._client.complete_multipart_upload(
             Bucket=self._bucket,
@@ -242,10 +284,11 @@ class _Stoppable:
 
     def __init__(self, out: BinaryIO, should_stop: Callable[[], bool]):
         self._out, self._should_stop, self._unchecked = out, should_stop, 0
+        self._part_size = part_size()
 
     def write(self, data: bytes) -> int:
         self._unchecked += len(data)
-        if self._unchecked >= PART_SIZE:
+        if self._unchecked >= self._part_size:
             self._unchecked = 0
             if self._should_stop():
                 raise Stopped()
@@ -261,7 +304,7 @@ def open_writer(
 ) -> Iterator[BinaryIO]:
     """A file to write ``name`` into; the object appears only if the ``with`` block succeeds.
 
-    ``should_stop`` is asked between parts (8 MiB): when it answers True, the write raises
+    ``should_stop`` is asked between parts (``part_size``): when it answers True, the write raises
     Stopped and the partial object is dropped (S3: the multipart upload is aborted).
     """
     storage = get_storage()

@@ -394,6 +394,9 @@ def live(tmp_path_factory, moto_endpoint):
         "EXPORTBULK_TOKEN_EXPIRE_SECONDS": "3600",
         # The load test plays many users through one client; the quota has its own tests.
         "EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER": "100",
+        # Tests of multipart uploads (faults, kills, cancels between parts) use courses of a few
+        # parts of S3's smallest size.
+        "EXPORTBULK_UPLOAD_PART_BYTES": str(8 * 1024 * 1024),
         "DJANGO_SETTINGS_MODULE": "plugin_app.standalone.settings",
     }
     stack = LiveStack(root, env, f"http://127.0.0.1:{port}", bucket_name, s3, redis, s3_proxy)

@@ -265,10 +265,11 @@ def _on_complete(method: str, query: dict) -> Fault | None:
 
 
 @pytest.fixture
-def big_course(sample_course) -> Path:
+def big_course(sample_course, settings) -> Path:
     """The sample course with 20 MiB of incompressible data: its tarball takes three 8 MiB parts."""
     import os
 
+    settings.EXPORTBULK_UPLOAD_PART_BYTES = 8 * 1024 * 1024
     (sample_course / "static" / "big.bin").write_bytes(os.urandom(20 * 1024 * 1024))
     return sample_course
 

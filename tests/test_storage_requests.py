@@ -29,24 +29,83 @@ def test_a_course_smaller_than_a_part_is_one_put_then_one_copy(bucket, olx_root)
 
     name = export_course(CourseKey.from_string(SAMPLE_COURSE_ID), "p1")
 
-    assert operations == ["PutObject", "CopyObject"]  # no multipart upload for a few hundred KB
+    # No multipart upload for a few hundred KB; the HEAD finds no latest export to compare with.
+    assert operations == ["PutObject", "HeadObject", "CopyObject"]
     stored = s3.get_object(Bucket=bucket_name, Key=name)
     assert stored["ContentType"] == "application/gzip"
     latest = s3.get_object(Bucket=bucket_name, Key=f"{SAMPLE_COURSE_ID}.tar.gz")["Body"].read()
     assert latest == stored["Body"].read()
 
 
+def test_an_unchanged_course_is_not_copied_again_and_a_changed_one_is(bucket, olx_root):
+    s3, bucket_name = bucket
+    latest_key = f"{SAMPLE_COURSE_ID}.tar.gz"
+    export_course(CourseKey.from_string(SAMPLE_COURSE_ID), "p1")
+    first_copy = s3.head_object(Bucket=bucket_name, Key=latest_key)["LastModified"]
+    operations = _requests_of(storage.get_storage().client)
+
+    again = export_course(CourseKey.from_string(SAMPLE_COURSE_ID), "p2")
+
+    assert operations == ["PutObject", "HeadObject", "HeadObject"]  # the same bytes: no copy
+    assert s3.head_object(Bucket=bucket_name, Key=latest_key)["LastModified"] == first_copy
+    assert s3.get_object(Bucket=bucket_name, Key=latest_key)["Body"].read() == _read(s3, bucket_name, again)
+
+    (olx_root / "sample" / "about" / "overview.html").write_text("<p>Changed.</p>")
+    operations.clear()
+    changed = export_course(CourseKey.from_string(SAMPLE_COURSE_ID), "p3")
+
+    assert operations[-1] == "CopyObject"
+    assert s3.get_object(Bucket=bucket_name, Key=latest_key)["Body"].read() == _read(s3, bucket_name, changed)
+    assert _read(s3, bucket_name, changed) != _read(s3, bucket_name, again)
+
+
 def test_a_copy_in_s3_is_one_copy_object_request(bucket):
     s3, bucket_name = bucket
     _store("exports/p1/c.tar.gz", b"first export")
+    _store("c.tar.gz", b"an older export")
     operations = _requests_of(storage.get_storage().client)
 
     storage.copy("exports/p1/c.tar.gz", "c.tar.gz", len(b"first export"))
 
-    assert operations == ["CopyObject"]  # no HEAD for the size, no transfer manager
+    # One HEAD of the latest (another size: no need to look at the source), no transfer manager.
+    assert operations == ["HeadObject", "CopyObject"]
     copied = s3.get_object(Bucket=bucket_name, Key="c.tar.gz")
     assert copied["Body"].read() == b"first export"
     assert copied["ContentType"] == "application/gzip"
+
+
+def test_an_object_of_the_same_size_but_other_bytes_is_copied_over(bucket):
+    s3, bucket_name = bucket
+    _store("exports/p1/c.tar.gz", b"first export")
+    _store("c.tar.gz", b"other export")  # same length
+
+    storage.copy("exports/p1/c.tar.gz", "c.tar.gz", len(b"first export"))
+
+    assert s3.get_object(Bucket=bucket_name, Key="c.tar.gz")["Body"].read() == b"first export"
+
+
+def test_a_tarball_larger_than_a_part_is_a_multipart_upload(bucket, settings):
+    s3, bucket_name = bucket
+    settings.EXPORTBULK_UPLOAD_PART_BYTES = 5 * 1024 * 1024
+    data = os.urandom(11 * 1024 * 1024)
+    operations = _requests_of(storage.get_storage().client)
+
+    with storage.open_writer("big.tar.gz", "application/gzip") as out:
+        for start in range(0, len(data), 1024 * 1024):
+            out.write(data[start : start + 1024 * 1024])
+
+    assert operations == [
+        "CreateMultipartUpload",
+        "UploadPart",
+        "UploadPart",
+        "UploadPart",
+        "CompleteMultipartUpload",
+    ]
+    assert s3.get_object(Bucket=bucket_name, Key="big.tar.gz")["Body"].read() == data
+
+
+def _read(s3, bucket_name: str, key: str) -> bytes:
+    return s3.get_object(Bucket=bucket_name, Key=key)["Body"].read()
 
 
 def test_a_copy_on_disk_is_a_link_and_a_later_export_leaves_the_earlier_one_whole(local_storage):

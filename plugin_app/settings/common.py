@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTBULK_MAX_ACTIVE_PROCESSES_PER_USER": 5,
     # ISA-L compression level of export tarballs, 0 (fastest) to 3 (smallest); output is plain gzip.
     "EXPORTBULK_COMPRESSION_LEVEL": 1,
+    # Part size of the bucket's multipart uploads (at least 5 MiB), and the largest object sent in
+    # one PutObject: each running export or backup holds up to this much in memory.
+    "EXPORTBULK_UPLOAD_PART_BYTES": 32 * 1024**2,
     "EXPORTBULK_UPLOAD_MAX_ROWS": 1000,
     # Limits on the content ZIP of a bulk upload (the first also bounds the ZIP file's own size).
     "EXPORTBULK_UPLOAD_MAX_UNCOMPRESSED_BYTES": 2 * 1024**3,
