@@ -55,7 +55,7 @@ def write_tarball(tree: OlxTree, out: BinaryIO, level: int) -> None:
 def _write_file(gz: GzipWriter, header: bytes, source: BinaryIO, size: int) -> None:
     """The entry of one file: header, content (exactly ``size`` bytes), padding to a block."""
     padding = _NUL * (-size % _BLOCK)
-    if size <= _COPY_BUFFER:  # most files of a course: one write
+    if size <= _COPY_BUFFER and not gz.storing:  # most files of a course: one write
         gz.write(header + _read_exactly(source, size) + padding)
         return
     gz.write(header)

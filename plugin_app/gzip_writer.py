@@ -85,7 +85,12 @@ class GzipWriter:
         self._crc = isal_zlib.crc32(data, self._crc)
         self._size += len(data)
         if self._storing:
-            self._out.write(_stored_blocks(memoryview(data)))
+            # Block headers and views of ``data``: the bytes are not copied here (see S3Writer).
+            view = memoryview(data)
+            for start in range(0, len(view), _STORED_BLOCK):
+                block = view[start : start + _STORED_BLOCK]
+                self._out.write(struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF))  # not final
+                self._out.write(block)
         else:
             compressed = self._deflate.compress(data)
             if compressed:
@@ -109,12 +114,3 @@ class GzipWriter:
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None:  # after a failure the stream is abandoned, not completed
             self.close()
-
-
-def _stored_blocks(data: memoryview) -> bytes:
-    """``data`` as non-final stored blocks (the final block is the compressor's)."""
-    pieces: list[bytes | memoryview] = []
-    for start in range(0, len(data), _STORED_BLOCK):
-        block = data[start : start + _STORED_BLOCK]
-        pieces += (struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF), block)
-    return b"".join(pieces)

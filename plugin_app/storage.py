@@ -32,9 +32,8 @@ from django.urls import reverse
 from storages.backends.s3 import S3Storage
 
 from plugin_app.files import atomic_file
+from plugin_app.s3_writer import part_size, s3_writer
 
-# S3 wants at least 5 MiB per part but the last.
-_SMALLEST_PART = 5 * 1024 * 1024
 _SIGNING_SALT = "plugin_app.storage.download"
 
 
@@ -167,13 +166,6 @@ def copy(source: str, target: str, size: int) -> None:
         raise
 
 
-def part_size() -> int:
-    """``EXPORTBULK_UPLOAD_PART_BYTES``, at least S3's smallest part. 32 MiB by default: most
-    courses go up in one PutObject (a multipart upload costs three requests, and some S3-compatible
-    stores, moto among them, a second pass over the bytes to join the parts)."""
-    return max(_SMALLEST_PART, settings.EXPORTBULK_UPLOAD_PART_BYTES)
-
-
 def _holds_same(store: SharedClientS3Storage, target: str, source: str, size: int) -> bool:
     """Whether the object ``target`` holds the bytes of ``source``: the same size and the same
     single-part ETag (S3's MD5 of the content; a multipart ETag, or an encryption's that is not an
@@ -189,90 +181,6 @@ def _holds_same(store: SharedClientS3Storage, target: str, source: str, size: in
     if held["ContentLength"] != size or "-" in held["ETag"]:
         return False
     return client.head_object(Bucket=bucket, Key=source)["ETag"] == held["ETag"]
-
-
-class _S3Writer:
-    """A write-only file into one S3 object: a single PutObject when everything fits in one part,
-    else the parts of a multipart upload, started when the first part is full (a small course
-    costs one request, not three).
-
-    What is written is kept as the caller's chunks and joined once per request: growing one
-    buffer copies it again and again as it outgrows its allocation.
-    """
-
-    def __init__(self, client: Any, bucket: str, key: str, content_type: str) -> None:
-        self._client, self._bucket, self._key, self._content_type = client, bucket, key, content_type
-        self._upload_id: str | None = None
-        self._chunks: list[bytes] = []
-        self._buffered = 0
-        self._parts: list[dict[str, Any]] = []
-        self._failed = False
-        self._part_size = part_size()
-
-    def write(self, data: bytes) -> int:
-        if self._failed:  # the upload is being aborted; the writer's cleanup may still write
-            return len(data)
-        self._chunks.append(bytes(data))  # the caller may reuse its buffer
-        self._buffered += len(data)
-        if self._buffered >= self._part_size:
-            self._send_part()
-        return len(data)
-
-    def flush(self) -> None:
-        """Parts are sent when full; S3 refuses small parts but the last."""
-
-    def _take(self) -> bytes:
-        """What is buffered, as one body; the buffer is emptied."""
-        body = b"".join(self._chunks)
-        self._chunks, self._buffered = [], 0
-        return body
-
-    def _send_part(self) -> None:
-        number = len(self._parts) + 1
-        part = self._take()
-        try:
-            if self._upload_id is None:
-                self._upload_id = self._client.create_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, ContentType=self._content_type
-                )["UploadId"]
-            answer = self._client.upload_part(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=part
-            )
-        except BaseException:
-            self._failed = True
-            raise
-        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-
-    def complete(self) -> None:
-        if self._upload_id is None:
-            self._client.put_object(
-                Bucket=self._bucket, Key=self._key, Body=self._take(), ContentType=self._content_type
-            )
-            return
-        if self._chunks:
-            self._send_part()
-        self._client.complete_multipart_upload(
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},
-        )
-
-    def abort(self) -> None:
-        if self._upload_id is not None:
-            self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
-
-
-@contextlib.contextmanager
-def _s3_writer(storage: SharedClientS3Storage, name: str, content_type: str) -> Iterator[BinaryIO]:
-    writer = _S3Writer(storage.client, storage.bucket_name, name, content_type)
-    try:
-        yield cast(BinaryIO, writer)  # write-only: the calls gzip and tarfile make
-        writer.complete()
-    except BaseException:
-        with contextlib.suppress(Exception):
-            writer.abort()
-        raise
 
 
 class Stopped(Exception):
@@ -309,7 +217,7 @@ def open_writer(
     """
     storage = get_storage()
     if isinstance(storage, S3Storage):
-        writer = _s3_writer(storage, name, content_type)
+        writer = s3_writer(storage.client, storage.bucket_name, name, content_type)
     else:
         writer = atomic_file(storage.path(name))
     with writer as out:

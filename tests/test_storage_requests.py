@@ -3,12 +3,14 @@ export a copy of a process's own object, made without reading it here."""
 
 from __future__ import annotations
 
+import io
 import os
 
 from opaque_keys.edx.keys import CourseKey
 
 from plugin_app import storage
 from plugin_app.export import export_course
+from plugin_app.s3_writer import ChunkedBody
 from tests.builders import SAMPLE_COURSE_ID
 
 
@@ -120,3 +122,24 @@ def test_a_copy_on_disk_is_a_link_and_a_later_export_leaves_the_earlier_one_whol
     assert latest.read_bytes() == b"second export"
     assert first.read_bytes() == b"first export"
     assert not [name for name in os.listdir(local_storage) if name.startswith(".partial-")]
+
+
+def test_a_body_of_chunks_reads_seeks_and_rereads_as_one_file():
+    body = ChunkedBody([b"ab", memoryview(b"cdef"), b"", b"g"])
+
+    assert len(body) == 7
+    assert body.read(3) == b"abc" and body.read() == b"defg" and body.read(5) == b""
+    assert body.seek(1) == 1 and body.read(2) == b"bc"
+    assert body.seek(-2, io.SEEK_END) == 5 and body.read() == b"fg"
+    assert body.seek(0) == 0 and body.read() == b"abcdefg"  # a retry reads it again
+
+
+def test_a_writer_keeps_no_reference_to_a_buffer_its_caller_reuses(bucket):
+    s3, bucket_name = bucket
+    reused = bytearray(b"first bytes")
+    with storage.open_writer("c.tar.gz", "application/gzip") as out:
+        out.write(reused)
+        reused[:] = b"other bytes"
+        out.write(memoryview(b" and more"))
+
+    assert _read(s3, bucket_name, "c.tar.gz") == b"first bytes and more"
