@@ -182,8 +182,9 @@ def test_only_the_owner_cancels(client_for, staff, author, sample_course, local_
     assert BulkProcess.objects.get(process_id=process_id).canceled_at is None
 
 
-def test_a_canceled_writer_stops_between_parts_and_leaves_no_object(bucket):
+def test_a_canceled_writer_stops_between_parts_and_leaves_no_object(bucket, settings):
     client, name = bucket
+    settings.EXPORTBULK_UPLOAD_PART_BYTES = 8 * 1024 * 1024  # 40 MiB: five parts
     checks = []
 
     def should_stop() -> bool:
