@@ -183,14 +183,13 @@ def dispatch(process_id: str) -> None:
         _send().process(process_id)
 
 
-def _send_window(process_id: str) -> None:
+def _send_window(process_id: str, kind: str, owner_id: int) -> None:
     """Send the next pending items, keeping at most ``EXPORTBULK_ITEMS_IN_FLIGHT`` sent and unfinished
     (and, for a kind limited per user, at most its ``per_user_in_flight`` of the owner's)."""
-    row = BulkProcess.objects.filter(process_id=process_id).values("owner_id", "kind").first()
-    per_user = KINDS[row["kind"]].per_user_in_flight if row else None
+    per_user = KINDS[kind].per_user_in_flight
     with transaction.atomic():
-        if per_user and row:  # the owner's windows take turns, locked in start()'s order: user, process
-            list(get_user_model().objects.select_for_update().filter(pk=row["owner_id"]).values_list("pk"))
+        if per_user:  # the owner's windows take turns, locked in start()'s order: user, process
+            list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
         process = (
             BulkProcess.objects.select_for_update()
             .filter(process_id=process_id, status__in=ACTIVE_STATUSES, canceled_at__isnull=True)
@@ -230,21 +229,20 @@ def _owner_in_flight(process: BulkProcess) -> int:
     ).count()
 
 
-def _send_windows(process_id: str) -> None:
+def _send_windows(process: BulkProcess) -> None:
     """Send the process's next window; for a kind limited per user, then the windows of the owner's
     other processes of that kind, oldest first: an item that ended here made room for theirs."""
-    _send_window(process_id)
-    row = BulkProcess.objects.filter(process_id=process_id).values("owner_id", "kind").first()
-    if row is None or not KINDS[row["kind"]].per_user_in_flight:
+    _send_window(process.process_id.hex, process.kind, process.owner_id)
+    if not KINDS[process.kind].per_user_in_flight:
         return
     others = (
-        BulkProcess.objects.filter(owner_id=row["owner_id"], kind=row["kind"], status__in=ACTIVE_STATUSES)
-        .exclude(process_id=process_id)
+        BulkProcess.objects.filter(owner_id=process.owner_id, kind=process.kind, status__in=ACTIVE_STATUSES)
+        .exclude(pk=process.pk)
         .order_by("created", "id")
         .values_list("process_id", flat=True)
     )
     for other in others:
-        _send_window(other.hex)
+        _send_window(other.hex, process.kind, process.owner_id)
 
 
 def _resend_orphans(process: BulkProcess) -> None:
@@ -268,7 +266,9 @@ def _resend_orphans(process: BulkProcess) -> None:
 
 def send_items(process_id: str) -> None:
     """Send the first window of a fan-out process, and end it if nothing is left to send."""
-    _send_window(process_id)
+    row = BulkProcess.objects.filter(process_id=process_id).values("kind", "owner_id").first()
+    if row:
+        _send_window(process_id, row["kind"], row["owner_id"])
     maybe_finish(process_id)
 
 
@@ -351,10 +351,9 @@ def finish_item(item: BulkItem, outcome: ItemOutcome, *, end: bool = True) -> bo
     else:
         log.warning("Item %s was taken over or canceled; its outcome is not saved.", item.id)
     if end:
-        process_id = item.process.process_id.hex
         if KINDS[item.process.kind].fan_out:
-            _send_windows(process_id)
-        maybe_finish(process_id)
+            _send_windows(item.process)
+        maybe_finish(item.process.process_id.hex)
     return bool(saved)
 
 
@@ -382,11 +381,10 @@ def fail_item(item_id: int, reason: str) -> None:
     BulkItem.objects.filter(id=item_id, status__in=UNFINISHED).update(
         status=ItemStatus.FAILED, error=reason, finished_at=timezone.now(), lease_expires=None
     )
-    process_id = item.process.process_id.hex
     if KINDS[item.process.kind].fan_out:
-        _send_windows(process_id)  # its place in the window goes to the next item
+        _send_windows(item.process)  # its place in the window goes to the next item
     with contextlib.suppress(ProcessBusy):
-        maybe_finish(process_id)
+        maybe_finish(item.process.process_id.hex)
 
 
 # Ending -------------------------------------------------------------------------------------
@@ -496,5 +494,5 @@ def cancel(user: User, kind: ProcessKind, process_id: str) -> ProcessInfo:
         with contextlib.suppress(ProcessBusy):  # its runner ends it
             maybe_finish(process_id)
         if KINDS[process.kind].fan_out:
-            _send_windows(process_id)  # its items' places go to the owner's other processes
+            _send_windows(process)  # its items' places go to the owner's other processes
     return get_process(user, kind, process_id)

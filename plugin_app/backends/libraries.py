@@ -50,6 +50,8 @@ class LibrarySummary:
 
 def library_key(context_id: str) -> LibraryLocatorV2 | None:
     """The v2 library key ``lib:Org:slug``, or None for anything else."""
+    if not is_library(context_id):  # a course id: no parse (the status API asks for each course)
+        return None
     try:
         return LibraryLocatorV2.from_string(context_id)
     except InvalidKeyError:
