@@ -146,10 +146,11 @@ def held_back(monkeypatch):
 
 
 @pytest.fixture
-def backups_in_this_thread(monkeypatch):
-    """Backup items use the database from the thread that runs them, and sqlite's in-memory test
-    database refuses (does not wait for) a second thread's write: they run here, one by one, as
-    a worker's tasks run them (the plan, then ``work_on_item``), instead of in ``run_now``'s threads."""
+def items_in_this_thread(monkeypatch):
+    """Backup and restore items write to the database from the thread that runs them (course
+    holds), and sqlite's in-memory test database refuses (does not wait for) a second thread's
+    write: they run here, one by one, as a worker's tasks run them (the plan, then
+    ``work_on_item``), instead of in ``run_now``'s threads."""
     from plugin_app import lifecycle, runners
     from plugin_app.data import ItemStatus, ProcessKind
     from plugin_app.models import BulkItem, BulkProcess
@@ -157,7 +158,8 @@ def backups_in_this_thread(monkeypatch):
     send = lifecycle.dispatch
 
     def dispatch(process_id: str) -> None:
-        if BulkProcess.objects.get(process_id=process_id).kind != ProcessKind.BACKUP:
+        kind = BulkProcess.objects.get(process_id=process_id).kind
+        if kind not in (ProcessKind.BACKUP, ProcessKind.RESTORE):
             return send(process_id)
         runners.plan(process_id)
         items = BulkItem.objects.filter(process__process_id=process_id, status=ItemStatus.PENDING)

@@ -260,7 +260,7 @@ def download_token(url: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _backups_here(backups_in_this_thread):
+def _backups_here(items_in_this_thread):
     pass
 
 
@@ -287,7 +287,7 @@ def world(django_user_model, olx_root, local_storage, staff, author) -> World:
         UploadMode.UPLOAD,
     )
     api.run_now(upload_id)
-    backup_id = backups.start_backup(owner, [COURSE_A])  # run at once (see backups_in_this_thread)
+    backup_id = backups.start_backup(owner, [COURSE_A])  # run at once (see items_in_this_thread)
     restore_id = restores.create_restore(
         owner, [(COURSE_A, storage.export_name(COURSE_A))], [], {"dry_run": True, "overwrite": True}
     )

@@ -18,7 +18,7 @@ from plugin_app.models import BulkProcess
 from tests.builders import SAMPLE_COURSE_ID
 from tests.test_backups import add_course
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("backups_in_this_thread")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("items_in_this_thread")]
 
 BACKUP = "/api/courses/v0/backup/"
 STATUS = "/api/courses/v0/backup/status/"

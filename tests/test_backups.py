@@ -239,7 +239,7 @@ def planned(user, course_ids: list[str]) -> dict[str, BulkItem]:
     return {item.course_id: item for item in BulkItem.objects.filter(process__process_id=process_id)}
 
 
-@pytest.mark.usefixtures("backups_in_this_thread")
+@pytest.mark.usefixtures("items_in_this_thread")
 def test_the_plan_settles_unchanged_courses_without_running_their_items(staff, courses, olx_root, bucket):
     planned(staff, courses)
     (olx_root / "OrgB" / "about" / "overview.html").write_text("<p>changed</p>")
@@ -252,7 +252,7 @@ def test_the_plan_settles_unchanged_courses_without_running_their_items(staff, c
     assert not BackupCourse.objects.exclude(held_by="").exists()  # every hold given back
 
 
-@pytest.mark.usefixtures("backups_in_this_thread")
+@pytest.mark.usefixtures("items_in_this_thread")
 def test_the_plan_leaves_held_incomplete_and_missing_courses_to_their_items(staff, courses, bucket):
     client, name = bucket
     first = planned(staff, courses)
@@ -283,7 +283,7 @@ def test_existing_finds_the_stored_names_by_listing(bucket):
     assert storage.existing([]) == set()
 
 
-@pytest.mark.usefixtures("backups_in_this_thread")
+@pytest.mark.usefixtures("items_in_this_thread")
 @pytest.mark.parametrize(
     ("module", "step", "error"),
     [

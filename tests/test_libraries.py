@@ -215,7 +215,7 @@ def test_a_restore_item_naming_a_library_runs_through_the_restore_kind(libraries
 
 
 def test_the_api_and_the_command_back_up_libraries_beside_courses(
-    libraries, sample_course, staff, client_for, backups_in_this_thread, settings
+    libraries, sample_course, staff, client_for, items_in_this_thread, settings
 ):
     answer = client_for(staff).post("/api/courses/v0/backup/", {"org": "OrgB"}, format="json")
     status = client_for(staff).get(f"/api/courses/v0/backup/status/{answer.json()['processId']}")

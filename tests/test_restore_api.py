@@ -1,8 +1,8 @@
 """
 The restore API in-process (eager workers), on moto's S3 server and an OLX root on disk.
 
-Transactional tests: the eager run does items in pool threads, which read the process and its
-owner through their own database connections.
+Transactional tests: the eager run's items read the process and its owner through a
+connection of their own; they run one by one in the test's thread (``items_in_this_thread``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.builders import SAMPLE_COURSE_ID
 from tests.tarballs import big_course_tarball, course_tarball, hostile_tarballs
 from tests.test_restore import bucket_keys, tree_digest
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("items_in_this_thread")]
 URL = "/api/courses/v0/restore/"
 NEW_ID = "course-v1:Api+R1+2027"
 

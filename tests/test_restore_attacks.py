@@ -129,7 +129,7 @@ def broken_folders(olx_root):
 
 
 def test_a_folder_the_index_cannot_read_is_skipped_and_logged_and_all_still_works(
-    broken_folders, client_for, staff, local_storage, caplog, backups_in_this_thread
+    broken_folders, client_for, staff, local_storage, caplog, items_in_this_thread
 ):
     client = client_for(staff)
     with caplog.at_level(logging.WARNING, "plugin_app.backends.olx_directory"):
