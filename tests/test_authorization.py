@@ -260,7 +260,7 @@ def download_token(url: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _backups_here(items_in_this_thread):
+def _items_here(items_in_this_thread):
     pass
 
 
