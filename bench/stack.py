@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,7 @@ class Stack:
         self.extra_env = env
         self.processes: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen] = []
+        self.worker_names: list[str] = []
         self.logs: list[IO[bytes]] = []
         self.database = f"exportbulk_bench_{uuid.uuid4().hex[:8]}"
         self.bucket = f"bench-{uuid.uuid4().hex[:10]}"
@@ -132,9 +134,13 @@ class Stack:
         self.base_url = f"http://127.0.0.1:{port}"
 
     def start_worker(self) -> None:
-        """One more Celery worker process on the stack's queue."""
-        worker = standalone("worker", env=self.env, **self.log_to(f"worker-{len(self.workers)}"))
+        """One more Celery worker process on the stack's queue, named ``worker_names[i]`` (Celery's
+        remote control addresses a worker by its node name, which two on one host must not share)."""
+        name = f"bench{len(self.workers)}@{socket.gethostname()}"
+        env = {**self.env, "CELERY_WORKER_HOSTNAME": name}  # celery worker --hostname
+        worker = standalone("worker", env=env, **self.log_to(f"worker-{len(self.workers)}"))
         self.workers.append(worker)
+        self.worker_names.append(name)
         self.processes.append(worker)
 
     def stop_workers(self) -> None:
@@ -142,7 +148,7 @@ class Stack:
             worker.terminate()
             worker.wait(20)
             self.processes.remove(worker)
-        self.workers = []
+        self.workers, self.worker_names = [], []
 
     def client(self) -> OpenedxRESTAPIClient:
         return OpenedxRESTAPIClient(self.base_url, CLIENT_ID, CLIENT_SECRET, timeout=1800)
