@@ -44,8 +44,8 @@ def _best(runs: int, fn) -> float:
     return min(fn() for _ in range(runs))
 
 
-def _one_and_two_workers(stack: Stack, export_s: Callable[[], float]) -> tuple[float, float]:
-    """The best time of ``export_s`` on one worker and on two, measured in alternation
+def _one_and_two_workers(stack: Stack, export_s: Callable[[], float]) -> tuple[list[float], list[float]]:
+    """The times of ``export_s`` on one worker and on two, measured in alternation
     (``ROUNDS`` of each): the machine's second core comes and goes on a shared host, and both
     terms of the ratio then see the same stretches of time. The second worker (started, idle)
     is taken off the queue and put back with Celery's remote control, not restarted."""
@@ -64,7 +64,7 @@ def _one_and_two_workers(stack: Stack, export_s: Callable[[], float]) -> tuple[f
             two.append(export_s())
     finally:
         control.app.close()
-    return min(one), min(two)
+    return one, two
 
 
 def _thread_pool(work: Path, ids: list[str]) -> tuple[float, float]:
@@ -113,9 +113,10 @@ def bench_scaleout(work: Path, copies: int, poll_seconds: float, figures: dict) 
         pool = _best(3, synchronous)
         figures["export_threads_1_s"], figures["export_threads_4_s"] = _thread_pool(work, ids)
         stack.start_worker()
-        one, two = _one_and_two_workers(stack, lambda: _export_s(client, ids))
-        figures["export_one_worker_s"] = one
-        figures["export_two_workers_s"] = two
+        ones, twos = _one_and_two_workers(stack, lambda: _export_s(client, ids))
+        one, two = figures["export_one_worker_s"], figures["export_two_workers_s"] = min(ones), min(twos)
+        rounds = zip(ones, twos, strict=True)
+        figures["export_scaleout_rounds_s"] = " ".join(f"{a:.2f}/{b:.2f}" for a, b in rounds)
         figures["export_scaleout_speedup"] = one / two
         figures["export_synchronous_4_threads_s"] = pool
         figures["export_threadpool_speedup"] = figures["export_threads_1_s"] / figures["export_threads_4_s"]
