@@ -14,8 +14,9 @@ from plugin_app.lifecycle import (
     cancel,
     fail_process,
 )
-from plugin_app.restores import RestoreRejected, create_restore
-from plugin_app.restores import parse_items as parse_restore_items
+from plugin_app.restore_requests import RestoreRejected
+from plugin_app.restore_requests import parse_items as parse_restore_items
+from plugin_app.restores import create_restore
 from plugin_app.runners import run_now
 from plugin_app.status import ProcessNotFound, get_process, list_processes
 from plugin_app.uploads import UploadRejected, create_upload

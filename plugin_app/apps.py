@@ -38,9 +38,9 @@ class ExportBulkConfig(AppConfig):
         Done here, not by import side effects, so that imports run one way: the kinds use the
         lifecycle, the lifecycle uses models and storage, and the tasks are a thin edge above both.
         """
-        from plugin_app import backups, exports, kinds, library_restores, lifecycle, restores, tasks, uploads
+        from plugin_app import backups, exports, kinds, library_restores, restores, sending, tasks, uploads
 
         for kind in (exports, backups, restores, uploads):
             kinds.register(kind.SPEC)
         restores.register_context(library_restores.CONTEXT)  # restore items whose target is a library
-        lifecycle.connect(tasks.SENDERS)
+        sending.connect(tasks.SENDERS)

@@ -38,6 +38,10 @@ class ItemStatus(enum.StrEnum):
     CANCELED = "canceled"
 
 
+# An item is unfinished (sent, or to be sent, to a worker) until it has an outcome.
+UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
+
+
 @dataclass
 class ItemOutcome:
     """How one item ended: SUCCESS or FAILED, what it made, and why it failed (one safe sentence)."""

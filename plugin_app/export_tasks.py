@@ -18,9 +18,8 @@ from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from opaque_keys.edx.keys import CourseKey
 
 from plugin_app import runners, storage
-from plugin_app.data import ItemStatus, ProcessKind
+from plugin_app.data import UNFINISHED, ItemStatus, ProcessKind
 from plugin_app.exports import create_export
-from plugin_app.lifecycle import UNFINISHED
 from plugin_app.models import BulkItem
 
 if TYPE_CHECKING:

@@ -31,6 +31,7 @@ from plugin_app.backends.libraries import (
 )
 from plugin_app.contexts import INVALID_LIBRARY_KEY
 from plugin_app.library_checks import check_library_zip
+from plugin_app.restore_requests import BACKUP_PREFIX, backup_object, bucket_source
 from plugin_app.restores import FAILED, RESTORED, WOULD_RESTORE, PlannedItem, Restored
 
 if TYPE_CHECKING:
@@ -62,10 +63,8 @@ def plan_one(user: User, course_id: str, source: str, uploads: dict[str, str]) -
     item.existed = backend.exists(key)
     if source in uploads:
         item.object_name = uploads[source]
-    elif source.startswith(restores.BACKUP_PREFIX):
-        item.object_name, item.error = restores.backup_object(
-            course_id, source[len(restores.BACKUP_PREFIX) :], ".zip"
-        )
+    elif source.startswith(BACKUP_PREFIX):
+        item.object_name, item.error = backup_object(course_id, source[len(BACKUP_PREFIX) :], ".zip")
     else:
         item.object_name, item.error = _bucket_object(backend, user, source)
     return item
@@ -73,7 +72,7 @@ def plan_one(user: User, course_id: str, source: str, uploads: dict[str, str]) -
 
 def _bucket_object(backend: LibraryBackend, user: User, source: str) -> tuple[str, str]:
     """A bucket key, if it is a backup of a library the caller may read (edit)."""
-    name, source_id, error = restores.bucket_source(source)
+    name, source_id, error = bucket_source(source)
     if error:
         return "", error
     source_key = library_key(source_id) if source_id and name.endswith(".zip") else None

@@ -1,6 +1,6 @@
 """
 The lifecycle every kind of bulk process shares: start, fan out, claim, finish, cancel.
-(How a worker runs the items it claims is ``runners``'.)
+(How a worker runs the items it claims is ``runners``'; how work is sent to the workers, ``sending``'.)
 
 A process and its items are recorded in one transaction, then sent to the workers. Fan-out
 kinds send one Celery task per item, a window at a time (``EXPORTBULK_ITEMS_IN_FLIGHT``), so
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,11 +28,20 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from plugin_app import storage
-from plugin_app.data import ACTIVE_STATUSES, ItemOutcome, ItemStatus, ProcessInfo, ProcessKind, ProcessStatus
+from plugin_app.data import (
+    ACTIVE_STATUSES,
+    UNFINISHED,
+    ItemOutcome,
+    ItemStatus,
+    ProcessInfo,
+    ProcessKind,
+    ProcessStatus,
+)
 from plugin_app.kinds import KINDS, spec_of
 from plugin_app.lease import ProcessBusy, expiry, leased
 from plugin_app.models import BulkItem, BulkProcess
 from plugin_app.report import write_report
+from plugin_app.sending import send_window, send_windows, senders
 from plugin_app.status import get_process, owned_process
 
 if TYPE_CHECKING:
@@ -48,7 +55,6 @@ TRANSIENT_ERRORS = (DatabaseError, InterfaceError, BotoCoreError, ClientError, C
 _STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
 # When a user over the quota is told to come back: about the time a small process takes.
 RETRY_AFTER_SECONDS = 30
-UNFINISHED = (ItemStatus.PENDING, ItemStatus.RUNNING)
 EVERY_ITEM_FAILED = "Every item failed; see each one's reason."
 GAVE_UP = "Given up after {} attempts: the item failed or its worker died each time."
 
@@ -69,30 +75,6 @@ class QueueUnavailable(Exception):
 
     def __init__(self) -> None:
         super().__init__("The task queue's broker is unreachable; nothing was started. Try again later.")
-
-
-@dataclass(frozen=True)
-class Senders:
-    """How work leaves the lifecycle: given by the task layer when the app is ready (``connect``),
-    so that the lifecycle imports neither the tasks nor the runners that sit above it."""
-
-    item: Callable[[int], None]  # one item's task, to a worker
-    process: Callable[[str], None]  # a process's own task (its plan, or a sequential slice)
-    here: Callable[[str], None]  # the whole process in this thread (no broker)
-
-
-_senders: list[Senders] = []
-
-
-def connect(senders: Senders) -> None:
-    """Use these senders from now on (``AppConfig.ready``)."""
-    _senders[:] = [senders]
-
-
-def _send() -> Senders:
-    if not _senders:
-        raise RuntimeError("The bulk lifecycle has no senders: is plugin_app in INSTALLED_APPS?")
-    return _senders[0]
 
 
 # Starting -----------------------------------------------------------------------------------
@@ -176,99 +158,18 @@ def dispatch(process_id: str) -> None:
 
     spec = spec_of(process_id)
     if current_app.conf.task_always_eager:  # no broker (tests, a standalone server without one)
-        _send().here(process_id)
+        senders().here(process_id)
     elif spec.fan_out and not spec.plan:
         send_items(process_id)  # ends it at once when every item was refused at request time
     else:  # planned in a worker, not in the request that started the process
-        _send().process(process_id)
-
-
-def _send_window(process_id: str, kind: str, owner_id: int) -> None:
-    """Send the next pending items, keeping at most ``EXPORTBULK_ITEMS_IN_FLIGHT`` sent and unfinished
-    (and, for a kind limited per user, at most its ``per_user_in_flight`` of the owner's)."""
-    per_user = KINDS[kind].per_user_in_flight
-    with transaction.atomic():
-        if per_user:  # the owner's windows take turns, locked in start()'s order: user, process
-            list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
-        process = (
-            BulkProcess.objects.select_for_update()
-            .filter(process_id=process_id, status__in=ACTIVE_STATUSES, canceled_at__isnull=True)
-            .first()
-        )
-        if process is None:
-            return
-        _resend_orphans(process)
-        sent = process.items.filter(position__lte=process.dispatched_up_to, status__in=UNFINISHED).count()
-        room = settings.EXPORTBULK_ITEMS_IN_FLIGHT - sent
-        if per_user:
-            room = min(room, per_user() - _owner_in_flight(process))
-        if room <= 0:
-            return
-        batch = list(
-            process.items.filter(position__gt=process.dispatched_up_to, status=ItemStatus.PENDING)
-            .order_by("position")
-            .values_list("id", "position")[:room]
-        )
-        if not batch:
-            return
-        # The cursor is written first (the database may refuse it: then nothing is sent), and
-        # commits once the tasks are sent (a failed send rolls it back).
-        BulkProcess.objects.filter(pk=process.pk).update(dispatched_up_to=batch[-1][1])
-        for item_id, _ in batch:
-            _send().item(item_id)
-
-
-def _owner_in_flight(process: BulkProcess) -> int:
-    """The items of the process's kind its owner has sent to the workers and not finished."""
-    return BulkItem.objects.filter(
-        process__owner_id=process.owner_id,
-        process__kind=process.kind,
-        process__status__in=ACTIVE_STATUSES,
-        position__lte=F("process__dispatched_up_to"),
-        status__in=UNFINISHED,
-    ).count()
-
-
-def _send_windows(process: BulkProcess) -> None:
-    """Send the process's next window; for a kind limited per user, then the windows of the owner's
-    other processes of that kind, oldest first: an item that ended here made room for theirs."""
-    _send_window(process.process_id.hex, process.kind, process.owner_id)
-    if not KINDS[process.kind].per_user_in_flight:
-        return
-    others = (
-        BulkProcess.objects.filter(owner_id=process.owner_id, kind=process.kind, status__in=ACTIVE_STATUSES)
-        .exclude(pk=process.pk)
-        .order_by("created", "id")
-        .values_list("process_id", flat=True)
-    )
-    for other in others:
-        _send_window(other.hex, process.kind, process.owner_id)
-
-
-def _resend_orphans(process: BulkProcess) -> None:
-    """Send again the items whose runner died (their lease ran out), without waiting for the broker.
-
-    The broker redelivers a dead worker's task only after its visibility timeout (an hour on
-    Redis by default); the next item of the process to end does it as soon as the lease is over.
-    A runner that was only slow cannot save over the new one: ``finish_item`` checks the attempt.
-    """
-    now = timezone.now()
-    orphans = list(
-        process.items.filter(status=ItemStatus.RUNNING, lease_expires__lt=now).values_list("id", flat=True)
-    )
-    if orphans:
-        BulkItem.objects.filter(id__in=orphans, status=ItemStatus.RUNNING, lease_expires__lt=now).update(
-            status=ItemStatus.PENDING, lease_expires=None
-        )
-        for item_id in orphans:
-            _send().item(item_id)
+        senders().process(process_id)
 
 
 def send_items(process_id: str) -> None:
     """Send the first window of a fan-out process, and end it if nothing is left to send."""
     row = BulkProcess.objects.filter(process_id=process_id).values("kind", "owner_id").first()
     if row:
-        _send_window(process_id, row["kind"], row["owner_id"])
+        send_window(process_id, row["kind"], row["owner_id"])
     maybe_finish(process_id)
 
 
@@ -352,7 +253,7 @@ def finish_item(item: BulkItem, outcome: ItemOutcome, *, end: bool = True) -> bo
         log.warning("Item %s was taken over or canceled; its outcome is not saved.", item.id)
     if end:
         if KINDS[item.process.kind].fan_out:
-            _send_windows(item.process)
+            send_windows(item.process)
         maybe_finish(item.process.process_id.hex)
     return bool(saved)
 
@@ -382,7 +283,7 @@ def fail_item(item_id: int, reason: str) -> None:
         status=ItemStatus.FAILED, error=reason, finished_at=timezone.now(), lease_expires=None
     )
     if KINDS[item.process.kind].fan_out:
-        _send_windows(item.process)  # its place in the window goes to the next item
+        send_windows(item.process)  # its place in the window goes to the next item
     with contextlib.suppress(ProcessBusy):
         maybe_finish(item.process.process_id.hex)
 
@@ -494,5 +395,5 @@ def cancel(user: User, kind: ProcessKind, process_id: str) -> ProcessInfo:
         with contextlib.suppress(ProcessBusy):  # its runner ends it
             maybe_finish(process_id)
         if KINDS[process.kind].fan_out:
-            _send_windows(process)  # its items' places go to the owner's other processes
+            send_windows(process)  # its items' places go to the owner's other processes
     return get_process(user, kind, process_id)

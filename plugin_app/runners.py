@@ -16,12 +16,11 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connections, transaction
 from django.utils import timezone
 
-from plugin_app.data import ItemOutcome, ItemStatus
+from plugin_app.data import UNFINISHED, ItemOutcome, ItemStatus
 from plugin_app.kinds import KINDS, KindSpec, spec_of
 from plugin_app.lease import ProcessBusy, leased, renewing
 from plugin_app.lifecycle import (
     TRANSIENT_ERRORS,
-    UNFINISHED,
     claim_item,
     claim_items,
     end_process,

@@ -19,7 +19,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
-from plugin_app import lifecycle, runners
+from plugin_app import lifecycle, runners, sending
 from plugin_app.lease import ProcessBusy
 from plugin_app.storage import describe_error
 
@@ -100,8 +100,8 @@ def enqueue(task: Task[Any, Any], arg: object, countdown: float | None = None) -
     task.apply_async(args=(arg,), queue=queue, countdown=countdown)  # type: ignore[arg-type]
 
 
-# How the lifecycle sends work (``lifecycle.connect``, from ``AppConfig.ready``).
-SENDERS = lifecycle.Senders(
+# How the lifecycle sends work (``sending.connect``, from ``AppConfig.ready``).
+SENDERS = sending.Senders(
     item=lambda item_id: enqueue(run_item, item_id),
     process=lambda process_id: enqueue(run_process, process_id),
     here=runners.run_now,

@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 import pytest
 from opaque_keys.edx.keys import CourseKey
 
-from plugin_app import restores, storage
+from plugin_app import restore_requests, restores, storage
 from plugin_app.export import export_course
 from plugin_app.olx_validation import validate
 from plugin_app.tarball_checks import unpack
@@ -239,7 +239,7 @@ def test_a_missing_bucket_object_fails_its_item_only(olx_root, bucket, staff):
 
 
 def test_backup_sources_resolve_to_the_targets_own_versions(olx_root, bucket, staff):
-    folder = restores.backup_folder(SAMPLE_COURSE_ID)
+    folder = restore_requests.backup_folder(SAMPLE_COURSE_ID)
     for stamp in ("20261122T010000Z", "20261123T193000Z"):
         put(bucket, f"{folder}{stamp}.tar.gz", b"x")
     versions = ["latest", "20261122T010000Z", "20200101T000000Z", "yesterday"]
@@ -284,5 +284,5 @@ def test_a_source_of_another_course_needs_access_to_that_course(olx_root, bucket
     ([{"source": "a", "course_id": "c"}, {"source": "b", "course_id": "c"}], "once per request"),
 ])  # fmt: skip
 def test_malformed_items_are_rejected_naming_the_field(raw, field):
-    with pytest.raises(restores.RestoreRejected, match=re.escape(field)):
-        restores.parse_items(raw)
+    with pytest.raises(restore_requests.RestoreRejected, match=re.escape(field)):
+        restore_requests.parse_items(raw)

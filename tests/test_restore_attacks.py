@@ -290,7 +290,7 @@ def test_a_users_restore_items_in_the_workers_are_bounded_across_processes(
     from celery import current_app
 
     from plugin_app import lifecycle, runners, tasks
-    from plugin_app.data import ProcessKind, ProcessStatus
+    from plugin_app.data import UNFINISHED, ProcessKind, ProcessStatus
     from plugin_app.export import export_course
     from plugin_app.models import BulkItem, BulkProcess
 
@@ -312,9 +312,7 @@ def test_a_users_restore_items_in_the_workers_are_bounded_across_processes(
         current_app.conf.task_always_eager = True
 
     def in_flight(user) -> int:
-        return BulkItem.objects.filter(
-            id__in=sent, process__owner=user, status__in=lifecycle.UNFINISHED
-        ).count()
+        return BulkItem.objects.filter(id__in=sent, process__owner=user, status__in=UNFINISHED).count()
 
     assert len(sent) == 3 and in_flight(staff) == 2 and in_flight(other) == 1
     lifecycle.cancel(staff, ProcessKind.RESTORE, canceled)  # its two places go to the next process

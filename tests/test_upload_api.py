@@ -18,6 +18,7 @@ from plugin_app import api, storage
 from plugin_app.models import BulkItem, BulkProcess
 from tests.builders import PNG, PROBLEM, SRT, content_zip, manifest
 from tests.conftest import SAMPLE_COURSE_ID
+from tests.test_export_api import copy_course
 
 pytestmark = pytest.mark.django_db
 
@@ -138,6 +139,30 @@ def test_link_mode_creates_published_components_in_new_and_existing_units(
     assert "clip.srt" not in assets_policy(sample_course)
     assert "/static/notes.pdf" in (sample_course / "html" / f"{block_ids[3]}.html").read_text()
     assert '<img src="/static/logo.png"' in (sample_course / "html" / f"{block_ids[4]}.html").read_text()
+
+
+def test_a_batch_looks_over_the_course_folders_once_not_per_row(
+    client_for, staff, sample_course, local_storage, monkeypatch
+):
+    """A standalone lookup checks every course folder; within a batch the course is held, so 40
+    rows among 10 other courses cost a few such checks, not some per row (rows x courses)."""
+    from plugin_app.backends import olx_directory
+
+    for org in range(10):
+        copy_course(sample_course.parent, f"Other{org}")
+    checks = []
+    look = olx_directory.course_folders
+    monkeypatch.setattr(olx_directory, "course_folders", lambda root: checks.append(1) or look(root))
+    rows = [{"course_id": SAMPLE_COURSE_ID, "file": f"p{i}.html", "unit": "S / Sub / U"} for i in range(40)]
+    files = {f"p{i}.html": b"<p>%d</p>" % i for i in range(40)}
+
+    client = client_for(staff)
+    response = post_upload(client, manifest(rows), content_zip(files), "link")
+    assert response.status_code == 200, response.content
+    status = client.get(STATUS_URL + response.json()["result"]["processId"]).json()["result"]
+    assert (status["status"], status["successCount"]) == ("Completed", 40)
+    assert len(list((sample_course / "html").glob("*.html"))) >= 40
+    assert 0 < len(checks) < 10, len(checks)
 
 
 def _unit_of(course: Path, usage_key: str) -> str:

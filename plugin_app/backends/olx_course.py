@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,8 +112,9 @@ class AssetPolicy:
 class Batch:
     """What a batch of writes to one course changed and has not written yet."""
 
-    def __init__(self, course_path: Path):
-        self.policy = AssetPolicy(course_path)
+    def __init__(self, course: Course):
+        self.course = course
+        self.policy = AssetPolicy(course.path)
         self.staged: dict[Path, ElementTree.Element] = {}
         self.units: dict[tuple[str, ...], UsageKey] = {}  # outline paths resolved in this batch
 
@@ -121,6 +123,21 @@ class Batch:
         for path, element in staged.items():
             write_xml(path, element)
         self.policy.save()
+
+
+def course_folders(root: Path) -> tuple[tuple[str, int], ...]:
+    """The course folders in ``root``, each with its course.xml's mtime, sorted: one ``stat`` per
+    folder, as a standalone lookup checks them whenever it is not in a batch of the course."""
+    found = []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            try:
+                pointer = os.stat(os.path.join(entry.path, "course.xml"))
+            except OSError:  # not a folder, or no course.xml in it
+                continue
+            if stat.S_ISREG(pointer.st_mode):
+                found.append((entry.name, pointer.st_mtime_ns))
+    return tuple(sorted(found))
 
 
 # Per thread: the courses it holds in a batch (by path).

@@ -45,6 +45,7 @@ from plugin_app.backends.olx_course import (
     AssetPolicy,
     Batch,
     Course,
+    course_folders,
     held_batches,
     read_xml,
     unlink_if_there,
@@ -97,11 +98,10 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
         that two folders claim is served by neither, and logged: whichever won would be chosen
         by folder names, and so by whoever named a folder; an operator must settle it.
         """
-        entries = sorted(p for p in self.root.iterdir() if (p / "course.xml").is_file())
-        stamp = tuple((p.name, (p / "course.xml").stat().st_mtime_ns) for p in entries)
+        stamp = course_folders(self.root)
         if stamp != self._index_stamp:
             claims: dict[CourseKey, list[Course]] = {}
-            for path in entries:
+            for path in (self.root / name for name, _ in stamp):
                 try:
                     identity = read_identity(path)
                 except NotACourse as exc:
@@ -116,12 +116,20 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
             self._ambiguous, self._index_stamp = set(ambiguous), stamp
         return self._index
 
+    def _held(self, course_key: CourseKey) -> Course | None:
+        """The course this thread holds in a batch: every write of a batch goes to the folder it
+        locked, and needs no look at the others."""
+        key = olx_restore.unbranched(course_key)
+        return next((batch.course for batch in held_batches().values() if batch.course.key == key), None)
+
     def ambiguous(self, course_key: CourseKey) -> bool:
         """Whether several folders claim the course (then none serves it)."""
         self._courses()
         return olx_restore.unbranched(course_key) in self._ambiguous
 
     def _course(self, course_key: CourseKey) -> Course:
+        if held := self._held(course_key):
+            return held
         try:
             return self._courses()[olx_restore.unbranched(course_key)]
         except KeyError:
@@ -151,7 +159,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
         return summaries
 
     def course_exists(self, course_key: CourseKey) -> bool:
-        return olx_restore.unbranched(course_key) in self._courses()
+        return bool(self._held(course_key)) or olx_restore.unbranched(course_key) in self._courses()
 
     def has_write_access(self, user: User, course_key: CourseKey, permission: CoursePermission) -> bool:
         """Standalone has no per-action roles: the course's author group (or staff) may do anything."""
@@ -197,7 +205,7 @@ class OlxDirectoryBackend(olx_restore.OlxRestoreMixin, CourseBackend):
             yield
             return
         with course.locked(exclusive=True):
-            batch = held_batches()[course.path] = Batch(course.path)
+            batch = held_batches()[course.path] = Batch(course)
             try:
                 yield
                 batch.save()
