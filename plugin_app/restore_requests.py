@@ -7,6 +7,7 @@ or an export or backup by its key, which the caller must be allowed to read).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -45,8 +46,8 @@ def parse_items(raw: object, uploaded: set[str] | None = None) -> list[tuple[str
             if not isinstance(item.get(name), str) or not item[name].strip():
                 raise RestoreRejected(f"items[{index}].{name}: a non-empty string is required.")
         pairs.append((item["course_id"].strip(), item["source"].strip()))
-    targets = [course_id for course_id, _source in pairs]
-    duplicates = sorted({t for t in targets if targets.count(t) > 1})
+    counts = Counter(course_id for course_id, _source in pairs)  # one pass: up to the limit's items
+    duplicates = sorted(course_id for course_id, count in counts.items() if count > 1)
     if duplicates:
         raise RestoreRejected(f"items: each course may be restored once per request ({duplicates[0]} twice).")
     if uploaded is not None:
